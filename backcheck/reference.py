@@ -1,0 +1,301 @@
+"""backcheck's own implementation of the network a config describes, in the canonical layout.
+
+Canonical layout: X is (N, in), W is (in, out), b is (out,) or (N, out) for a bias stored per
+example, targets are (N, C) one-hot / (N, out) values. Activations and losses are registry
+entries; the backward pass takes an optional ``variant`` that replaces one of its stages at one
+layer, which is how ``diagnose`` rebuilds a known mistake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from backcheck.spec import NetworkSpec
+
+
+# ---------------------------------------------------------------- activations
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str
+    f: Callable  # f(z, alpha) -> a
+    df: Callable  # df(z, alpha) -> f'(z), elementwise (softmax: the diagonal of its Jacobian)
+    formula: str  # the right derivative in terms of the activated output a, for fix messages
+
+
+ACTIVATIONS: dict[str, Activation] = {}
+
+
+def activation(name: str, formula: str):
+    def register(fns):
+        f, df = fns()
+        ACTIVATIONS[name] = Activation(name, f, df, formula)
+        return fns
+
+    return register
+
+
+def _sigmoid(z):
+    # Split by sign so that neither branch overflows.
+    out = np.empty_like(z, dtype=np.result_type(z, np.float64))
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    ez = np.exp(z[~pos])
+    out[~pos] = ez / (1.0 + ez)
+    return out
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@activation("identity", "1")
+def _identity():
+    return (lambda z, alpha: z), (lambda z, alpha: np.ones_like(z))
+
+
+@activation("sigmoid", "a * (1 - a)")
+def _sigmoid_entry():
+    return (lambda z, alpha: _sigmoid(z)), (lambda z, alpha: _sigmoid(z) * (1.0 - _sigmoid(z)))
+
+
+@activation("tanh", "1 - a**2")
+def _tanh():
+    return (lambda z, alpha: np.tanh(z)), (lambda z, alpha: 1.0 - np.tanh(z) ** 2)
+
+
+@activation("relu", "(z > 0)")
+def _relu():
+    return (lambda z, alpha: np.maximum(z, 0.0)), (lambda z, alpha: (z > 0).astype(float))
+
+
+@activation("leaky_relu", "where(z > 0, 1, alpha)")
+def _leaky_relu():
+    return (lambda z, alpha: np.where(z > 0, z, alpha * z)), (lambda z, alpha: np.where(z > 0, 1.0, alpha))
+
+
+@activation("softmax", "p - y together with cross-entropy")
+def _softmax_entry():
+    return (lambda z, alpha: _softmax(z)), (lambda z, alpha: _softmax(z) * (1.0 - _softmax(z)))
+
+
+# ---------------------------------------------------------------- losses
+
+
+@dataclass(frozen=True)
+class LossFn:
+    name: str
+    value: Callable  # value(Z_last, A_last, Y, reduction) -> float (without L2)
+    grad: Callable  # grad(A_last, Y, reduction) -> dL/dA_last, (N, out)
+
+
+LOSSES: dict[str, LossFn] = {}
+
+
+def loss_fn(name: str):
+    def register(fns):
+        value, grad = fns()
+        LOSSES[name] = LossFn(name, value, grad)
+        return fns
+
+    return register
+
+
+def _logsumexp(z):
+    m = z.max(axis=1, keepdims=True)
+    return m + np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+
+
+@loss_fn("cross_entropy")
+def _cross_entropy():
+    def value(z, a, y, reduction):
+        return float(-np.sum(y * (z - _logsumexp(z))) / len(z))
+
+    def grad(a, y, reduction):
+        return -y / np.maximum(a, 1e-300) / len(a)
+
+    return value, grad
+
+
+@loss_fn("binary_cross_entropy")
+def _binary_cross_entropy():
+    def value(z, a, y, reduction):
+        # log(sigmoid(z)) = -logaddexp(0, -z), log(1 - sigmoid(z)) = -logaddexp(0, z)
+        return float(np.sum(y * np.logaddexp(0, -z) + (1 - y) * np.logaddexp(0, z)) / len(z))
+
+    def grad(a, y, reduction):
+        a = np.clip(a, 1e-300, 1 - 1e-16)
+        return (a - y) / (a * (1 - a)) / len(a)
+
+    return value, grad
+
+
+@loss_fn("mse")
+def _mse():
+    def value(z, a, y, reduction):
+        total = float(np.sum((a - y) ** 2))
+        return total / len(a) if reduction == "mean" else total
+
+    def grad(a, y, reduction):
+        g = 2.0 * (a - y)
+        return g / len(a) if reduction == "mean" else g
+
+    return value, grad
+
+
+# ---------------------------------------------------------------- the network
+
+
+Params = list  # [(W (in, out), b (out,) or (N, out)), ...] one pair per layer
+
+
+def init_params(net: NetworkSpec, rng: np.random.Generator) -> Params:
+    """Glorot-scaled weights and small random biases, canonical shapes."""
+    params = []
+    for n_in, n_out in zip(net.widths[:-1], net.widths[1:]):
+        W = rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / (n_in + n_out))
+        b = 0.1 * rng.standard_normal(n_out)
+        params.append((W, b))
+    return params
+
+
+@dataclass
+class Cache:
+    """Forward quantities: Z[k], A[k] for layer k (1-based; A[0] is X)."""
+
+    Z: list
+    A: list
+
+
+def forward(net: NetworkSpec, params: Params, X: np.ndarray) -> Cache:
+    Z, A = [None], [X]
+    for (W, b), layer in zip(params, net.layers):
+        z = A[-1] @ W + b
+        Z.append(z)
+        A.append(ACTIVATIONS[layer.activation].f(z, layer.alpha))
+    return Cache(Z, A)
+
+
+def loss(net: NetworkSpec, params: Params, X: np.ndarray, Y: np.ndarray, cache: Cache | None = None) -> float:
+    cache = cache or forward(net, params, X)
+    value = LOSSES[net.loss].value(cache.Z[-1], cache.A[-1], Y, net.reduction)
+    if net.l2:
+        value += 0.5 * net.l2 * sum(float(np.sum(W**2)) for W, _ in params)
+    return value
+
+
+@dataclass
+class Backprop:
+    """What a backward stage may look at. ``k`` is the current layer (1-based)."""
+
+    net: NetworkSpec
+    params: Params
+    X: np.ndarray
+    Y: np.ndarray
+    cache: Cache
+    k: int = 0
+
+    def act(self, k: int) -> Activation:
+        return ACTIVATIONS[self.net.layers[k - 1].activation]
+
+    def alpha(self, k: int) -> float:
+        return self.net.layers[k - 1].alpha
+
+    def dact(self, k: int, at: np.ndarray) -> np.ndarray:
+        """Layer k's activation derivative evaluated at ``at``."""
+        return self.act(k).df(at, self.alpha(k))
+
+    def output_grad(self) -> np.ndarray:
+        """dL/dA at the output layer."""
+        return LOSSES[self.net.loss].grad(self.cache.A[-1], self.Y, self.net.reduction)
+
+    def output_delta(self) -> np.ndarray:
+        """dL/dZ at the output layer, using the combined form where the loss pairs with its activation."""
+        A, Y, L = self.cache.A[-1], self.Y, len(self.net.layers)
+        n = len(A)
+        if (self.net.loss, self.net.layers[-1].activation) in (
+            ("cross_entropy", "softmax"),
+            ("binary_cross_entropy", "sigmoid"),
+        ):
+            return (A - Y) / n
+        return self.delta_from(self.output_grad(), L)
+
+    def delta_from(self, G: np.ndarray, k: int) -> np.ndarray:
+        """dL/dZ_k from dL/dA_k = G."""
+        if self.net.layers[k - 1].activation == "softmax":
+            P = self.cache.A[k]
+            return P * (G - np.sum(G * P, axis=1, keepdims=True))
+        return G * self.dact(k, self.cache.Z[k])
+
+
+class Variant:
+    """A backward pass with one stage replaced at layer ``layer``; every method returning None
+    means "do it right". Subclasses live in ``diagnose``."""
+
+    layer: int | None = None  # None: applies to every layer
+
+    def applies(self, k: int) -> bool:
+        return self.layer is None or self.layer == k
+
+    def delta(self, bp: Backprop, G: np.ndarray | None):  # G is None at the output layer
+        return None
+
+    def bias_grad(self, bp: Backprop, G, delta):
+        return None
+
+    def weight_grad(self, bp: Backprop, delta):
+        return None
+
+    def upstream(self, bp: Backprop, delta, dW):
+        return None
+
+    def finish(self, bp: Backprop, grads: Params) -> Params:
+        return grads
+
+
+def backward(
+    net: NetworkSpec,
+    params: Params,
+    X: np.ndarray,
+    Y: np.ndarray,
+    variants: tuple[Variant, ...] = (),
+    cache: Cache | None = None,
+) -> Params:
+    """Gradients [(dW, db), ...] of ``loss``, with ``variants`` planted where they apply."""
+    bp = Backprop(net, params, X, Y, cache or forward(net, params, X))
+    L = len(net.layers)
+    grads: list = [None] * L
+    G = None  # dL/dA_k coming from above; None at the output layer
+
+    def first(method, *args):
+        for v in variants:
+            if v.applies(bp.k):
+                out = getattr(v, method)(bp, *args)
+                if out is not None:
+                    return out
+        return None
+
+    for k in range(L, 0, -1):
+        bp.k = k
+        W, b = params[k - 1]
+        delta = first("delta", G)
+        if delta is None:
+            delta = bp.output_delta() if G is None else bp.delta_from(G, k)
+        dW = first("weight_grad", delta)
+        if dW is None:
+            dW = bp.cache.A[k - 1].T @ delta + net.l2 * W
+        db = first("bias_grad", G, delta)
+        if db is None:
+            db = delta if b.ndim == 2 else delta.sum(axis=0)  # a 2-D canonical bias is per example
+        grads[k - 1] = (dW, db)
+        if k > 1:
+            G_next = first("upstream", delta, dW)
+            G = delta @ W.T if G_next is None else G_next
+    for v in variants:
+        grads = v.finish(bp, grads)
+    return grads

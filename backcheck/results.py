@@ -1,0 +1,231 @@
+"""Frozen result records of a check, their pass/fail policy and their JSON form (contract section 3).
+
+Rendering lives in ``render``; this module only holds data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from backcheck import __version__
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every backcheck command (contract section 2)."""
+
+    OK = 0  # every gradient checked agrees (warnings may be printed)
+    WRONG = 1  # at least one gradient is wrong
+    USAGE = 2  # usage or configuration error: nothing was checked
+    CODE_FAILED = 3  # the code under test raised, timed out, returned NaN/inf or broke the contract
+    INTERNAL = 4  # backcheck itself failed
+
+
+OK, WRONG, INCONCLUSIVE = "ok", "wrong", "inconclusive"
+
+
+@dataclass(frozen=True)
+class Worst:
+    """The entry with the largest disagreement: where to look first."""
+
+    index: tuple[int, ...]
+    analytic: float
+    numeric: float
+
+
+@dataclass(frozen=True)
+class ParamResult:
+    """Analytic vs numeric gradient of one parameter array."""
+
+    name: str  # role in the network: "W" or "b"
+    code_name: str  # the code's own name or path, e.g. "W1" or "layers[0].weights"
+    shape: tuple[int, ...]
+    status: str  # ok | wrong | inconclusive
+    rel_error: float  # ||a - n|| / (||a|| + ||n||), with a floor on the denominator
+    max_abs_error: float
+    checked: int  # entries probed one by one
+    size: int
+    eps: float
+    tolerance: float
+    worst: Worst | None = None
+    directions: int = 0  # random-direction probes (parameters too large to probe every entry)
+    kinks: int = 0  # entries whose probe crossed a kink and whose analytic value is a valid subgradient
+    wrong_entries: int = 0
+    pattern: str | None = None  # which entries are wrong, e.g. "every entry", "column 3"
+    noise: float = 0.0  # estimated finite-difference error of ||n||
+
+    @property
+    def exhaustive(self) -> bool:
+        return self.checked == self.size
+
+    def to_json(self) -> dict:
+        out = {
+            "name": self.name,
+            "code_name": self.code_name,
+            "shape": list(self.shape),
+            "status": self.status,
+            "rel_error": _num(self.rel_error),
+            "max_abs_error": _num(self.max_abs_error),
+            "checked": self.checked,
+            "size": self.size,
+            "directions": self.directions,
+            "kinks": self.kinks,
+            "wrong_entries": self.wrong_entries,
+            "pattern": self.pattern,
+            "worst": None,
+        }
+        if self.worst is not None:
+            out["worst"] = {
+                "index": list(self.worst.index),
+                "analytic": _num(self.worst.analytic),
+                "numeric": _num(self.worst.numeric),
+            }
+        return out
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    index: int  # 1 at the input side
+    label: str  # e.g. "dense 4->5 tanh"
+    params: tuple[ParamResult, ...]
+
+    @property
+    def status(self) -> str:
+        statuses = {p.status for p in self.params}
+        if WRONG in statuses:
+            return WRONG
+        if INCONCLUSIVE in statuses:
+            return INCONCLUSIVE
+        return OK
+
+    def to_json(self) -> dict:
+        return {
+            "index": self.index,
+            "label": self.label,
+            "status": self.status,
+            "params": [p.to_json() for p in self.params],
+        }
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A named mistake (contract section 4) and what to do about it."""
+
+    id: str
+    layer: int | None
+    severity: str  # error | warning | note
+    title: str
+    detail: str = ""
+    fix: str = ""
+    confidence: float = 1.0
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "layer": self.layer,
+            "severity": self.severity,
+            "title": self.title,
+            "detail": self.detail,
+            "fix": self.fix,
+            "confidence": round(float(self.confidence), 3),
+        }
+
+
+@dataclass(frozen=True)
+class CheckWarning:
+    id: str
+    message: str
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    eps: float
+    dtype: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "eps": self.eps, "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    kind: str  # exception | timeout | nan | contract | config | internal
+    message: str
+    where: str | None = None
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "message": self.message, "where": self.where}
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.kind == "config":
+            return ExitCode.USAGE
+        if self.kind == "internal":
+            return ExitCode.INTERNAL
+        return ExitCode.CODE_FAILED
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Everything one ``verify`` found. ``exit_code`` is the single pass/fail policy."""
+
+    config: str
+    name: str
+    method: Method | None = None
+    layers: tuple[LayerResult, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    warnings: tuple[CheckWarning, ...] = ()
+    notes: tuple[str, ...] = ()
+    error: ErrorInfo | None = None
+    extra: dict = field(default_factory=dict)  # command-specific sections, e.g. "train" of diagnose
+
+    @property
+    def origin_layer(self) -> int | None:
+        """The wrong layer closest to the loss; layers below it may be wrong only because of it."""
+        if self.error is not None:
+            return None
+        wrong = [layer.index for layer in self.layers if layer.status == WRONG]
+        wrong += [f.layer for f in self.findings if f.severity == "error" and f.layer is not None]
+        return max(wrong) if wrong else None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.error is not None:
+            return self.error.exit_code
+        if any(layer.status == WRONG for layer in self.layers):
+            return ExitCode.WRONG
+        if any(f.severity == "error" for f in self.findings):
+            return ExitCode.WRONG
+        return ExitCode.OK
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == ExitCode.OK
+
+    def to_json(self) -> dict:
+        out = {
+            "backcheck": __version__,
+            "config": self.config,
+            "name": self.name,
+            "ok": self.ok,
+            "exit_code": int(self.exit_code),
+            "method": self.method.to_json() if self.method else None,
+            "origin_layer": self.origin_layer,
+            "layers": [layer.to_json() for layer in self.layers],
+            "findings": [f.to_json() for f in self.findings],
+            "warnings": [w.to_json() for w in self.warnings],
+            "notes": list(self.notes),
+            "error": self.error.to_json() if self.error else None,
+        }
+        out.update(self.extra)
+        return out
+
+
+def _num(x: float):
+    """JSON has no NaN or inf: write them as null."""
+    x = float(x)
+    return x if math.isfinite(x) else None

@@ -1,0 +1,325 @@
+"""Wires a check together and runs the code under test in a child process.
+
+``verify(path)`` is the library entry point: it never raises for bad input, it returns a
+``CheckResult`` whose ``error`` says what went wrong. The CLI process never imports user code:
+``run_check`` runs in a spawned child, stopped at ``check.timeout``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+
+from backcheck import diagnose, reference
+from backcheck.binding import ReferenceBinding, Slot, bind, canonical_shape, code_shape, load_module
+from backcheck.data import make_data
+from backcheck.errors import BackcheckError, ConfigError, InternalError, UserCodeError
+from backcheck.gradcheck import (analytic_gradient, check_param, choose_precision, match_shape,
+                                 param_orientations)
+from backcheck.results import CheckResult, CheckWarning, ErrorInfo, Finding, LayerResult, Method
+from backcheck.spec import Config, load_config
+
+STARTUP_GRACE = 60.0  # seconds a child may take to start and import numpy before the timeout runs
+
+
+@dataclass(frozen=True)
+class Options:
+    inject: tuple[str, ...] = ()  # catalog mistakes to plant in the reference ("id@layer")
+    show_output: bool = False  # let the user's prints through to stderr
+
+
+def verify(path, options: Options = Options(), *, isolate: bool = True) -> CheckResult:
+    """Check the config at ``path``. With ``isolate`` the user's code runs in a child process."""
+    shown = str(path)
+    try:
+        config = load_config(path)
+        if options.inject and config.code is not None:
+            raise ConfigError("--inject plants a mistake in backcheck's reference network; "
+                              "remove the code: section or check the config without --inject", shown)
+        diagnose.parse_injections(options.inject, config.network)
+    except ConfigError as exc:
+        return failed(shown, path, exc)
+    if not isolate:
+        return run_guarded(config, options, shown)
+    return _run_in_child(config, options, shown)
+
+
+def failed(shown: str, path, exc: BackcheckError, name: str | None = None) -> CheckResult:
+    from pathlib import Path
+
+    return CheckResult(config=shown, name=name or Path(str(path)).stem,
+                       error=ErrorInfo(exc.kind, exc.message, exc.where))
+
+
+def run_guarded(config: Config, options: Options, shown: str) -> CheckResult:
+    """run_check with every failure turned into a result (in whichever process runs it)."""
+    try:
+        return run_check(config, options, shown)
+    except BackcheckError as exc:
+        return failed(shown, config.path, exc, config.name)
+    except Exception:  # noqa: BLE001 - a bug in backcheck: say so, with the traceback
+        return failed(shown, config.path, InternalError(
+            "backcheck failed; this is a bug in backcheck, please report it with this message:\n"
+            + traceback.format_exc()), config.name)
+
+
+def run_check(config: Config, options: Options, shown: str, progress=None) -> CheckResult:
+    """Bind the code, build the data, compare every parameter's gradients, name the mistakes."""
+    net, seed = config.network, config.check.seed
+    progress = progress or (lambda phase: None)
+    rng_params = np.random.default_rng([seed, 1])
+    rng_data = np.random.default_rng([seed, 2])
+    rng_probe = np.random.default_rng([seed, 3])
+    canon = reference.init_params(net, rng_params)
+    if config.code is None:
+        binding = ReferenceBinding(config, canon, diagnose.parse_injections(options.inject, net))
+        layout, targets = "rows", "onehot"
+    else:
+        progress("import")
+        module = load_module(config.code.file)
+        progress("bind")
+        layout, targets = config.code.layout, config.code.targets
+        defaults = {}
+        for k, (W, b) in enumerate(canon, start=1):
+            defaults[Slot(k, "W", config.code.params[k - 1]["W"])] = np.ascontiguousarray(
+                W if layout == "rows" else W.T)
+            defaults[Slot(k, "b", config.code.params[k - 1]["b"])] = b.reshape(
+                code_shape(Slot(k, "b", ""), net.widths, layout)).copy()
+        binding = bind(config, module, defaults)
+    progress("check")
+    orient, notes, warnings = param_orientations(binding, net.widths, layout)
+    per_example = {o.per_example for o in orient.values() if o.per_example}
+    batch = max(per_example) if per_example else None
+    data = make_data(config, rng_data, batch=batch)
+    notes = list(data.notes) + notes
+    warnings += [CheckWarning(i, m) for i, m in data.warnings]
+    binding.attach(*data.for_code(layout, targets))
+
+    f0 = binding.loss()
+    precision, w = choose_precision(binding, config.check.eps, config.check.tolerance)
+    warnings += w
+    analytic = analytic_gradient(binding, precision)
+    findings = list(analytic.findings)
+    notes += analytic.notes
+    arrays = binding.arrays()
+    where = config.code.file.name if config.code else str(config.path)
+    grads = {}
+    for s in binding.slots:
+        try:
+            g, finding = match_shape(s, arrays[s], np.asarray(analytic.grads[s]), where)
+        except UserCodeError as exc:
+            # Exit 3, and the finding says which gradient could not be matched to its parameter.
+            return CheckResult(config=shown, name=config.name, findings=(Finding(
+                "shape/mismatch", s.layer, "error", f"layer {s.layer}: the gradient of {s.code_name} has the "
+                "wrong shape", exc.message, f"return a gradient of the parameter's shape {arrays[s].shape}",
+                1.0),), warnings=tuple(warnings), notes=tuple(notes),
+                error=ErrorInfo(exc.kind, exc.message, exc.where))
+        grads[s] = g
+        if finding:
+            findings.append(finding)
+
+    method = config.check.method
+    if method == "complex":
+        notes.append("check.method complex is not available for this code; used central differences")
+        method = "central"
+    results, numeric = {}, {}
+    for s in binding.slots:
+        results[s], numeric[s] = check_param(binding, s, arrays[s], grads[s], precision, f0, method, rng_probe)
+    if any(r.kinks for r in results.values()):
+        n = sum(r.kinks for r in results.values())
+        warnings.append(CheckWarning(
+            "kink/nondifferentiable",
+            f"{n} probe(s) crossed a non-differentiable point (e.g. ReLU at 0); the code's value lies between "
+            "the one-sided derivatives there, a valid subgradient, and was accepted"))
+    _check_restored(binding, arrays)
+
+    # Everything below compares against backcheck's reference network in the canonical layout.
+    params_c = _canonical_params(binding.slots, arrays, orient, net)
+    mismatch = _forward_mismatch(net, params_c, data, f0, precision)
+    if mismatch:
+        warnings.append(mismatch)
+    layers = []
+    for k in range(1, len(net.layers) + 1):
+        layer_slots = [s for s in binding.slots if s.layer == k]
+        layers.append(LayerResult(k, net.label(k), tuple(results[s] for s in layer_slots)))
+    report = diagnose.Evidence(
+        net=net, params=params_c, X=data.X, Y=data.Y, loss=f0,
+        analytic={(s.layer, s.role): orient[s].canonical_of(grads[s], canonical_shape(s, net.widths))
+                  for s in binding.slots},
+        numeric={(s.layer, s.role): orient[s].canonical_of(numeric[s], canonical_shape(s, net.widths))
+                 for s in binding.slots},
+        status={(s.layer, s.role): results[s].status for s in binding.slots},
+        tolerance=precision.tolerance, forward_matches=mismatch is None, layout=layout,
+        code_names={(s.layer, s.role): s.code_name for s in binding.slots})
+    findings = diagnose.explain(report, findings)
+    return CheckResult(
+        config=shown, name=config.name,
+        method=Method(method, precision.eps, precision.dtype),
+        layers=tuple(layers), findings=tuple(findings), warnings=tuple(warnings),
+        notes=tuple(notes + binding.notes))
+
+
+def _canonical_params(slots, arrays, orient, net):
+    by = {(s.layer, s.role): s for s in slots}
+    return [tuple(orient[by[(k, r)]].canonical_of(arrays[by[(k, r)]], canonical_shape(by[(k, r)], net.widths))
+                  for r in ("W", "b")) for k in range(1, len(net.layers) + 1)]
+
+
+def _forward_mismatch(net, params_c, data, f0: float, precision) -> CheckWarning | None:
+    try:
+        expected = reference.loss(net, params_c, data.X, data.Y)
+    except (ValueError, FloatingPointError):
+        return None
+    tol = 1e-6 if precision.dtype == "float64" else 1e-3
+    if abs(f0 - expected) <= tol * max(abs(f0), abs(expected), 1e-12):
+        return None
+    ratio = f0 / expected if expected else float("inf")
+    hint = ""
+    n = data.batch
+    if abs(ratio - n) < 1e-6 * n:
+        hint = f" (= the batch size {n}: a sum over the batch where network.loss is a mean?)"
+    elif abs(ratio - 0.5) < 1e-9:
+        hint = " (a 1/2 in front of the squared error?)"
+    return CheckWarning(
+        "forward/mismatch",
+        f"the code's loss is {f0:.6g}; the network in the config gives {expected:.6g} at the same parameters "
+        f"and data (ratio {ratio:.6g}{hint}). The check still differentiates the code's own loss; the names "
+        "of mistakes assume the config's network")
+
+
+def _check_restored(binding, arrays) -> None:
+    now = binding.arrays()
+    for s, a in arrays.items():
+        if now[s] is not a:
+            raise UserCodeError(f"the code replaced the array {s.code_name} while its loss was evaluated",
+                                binding.code.file.name if binding.code else None, kind="contract")
+
+
+# ---------------------------------------------------------------- the child process
+#
+# The child is a fresh interpreter (`python -c "...child_main()"`), not a multiprocessing
+# child: it never re-imports the caller's __main__, so a script calling ``verify`` needs no
+# `if __name__ == "__main__":` guard. The job goes in as a pickle on stdin; progress and the
+# result come back as length-prefixed pickles on a private copy of the child's stdout, while
+# its fds 1 and 2 (what the user's prints reach) go to /dev/null or to our stderr.
+
+_CHILD = "from backcheck.runner import child_main; child_main()"
+
+
+def child_main() -> None:
+    import pickle
+    import struct
+    import sys
+
+    wire = os.fdopen(os.dup(1), "wb")
+    config, options, shown = pickle.load(sys.stdin.buffer)
+    target = os.open(os.devnull, os.O_WRONLY) if not options.show_output else 2
+    os.dup2(target, 1)
+    if not options.show_output:
+        os.dup2(target, 2)
+
+    def send(message) -> None:
+        data = pickle.dumps(message)
+        wire.write(struct.pack("<Q", len(data)) + data)
+        wire.flush()
+
+    send(("phase", "start"))
+    try:
+        result = run_check(config, options, shown, progress=lambda phase: send(("phase", phase)))
+    except BackcheckError as exc:
+        result = failed(shown, config.path, exc, config.name)
+    except BaseException:  # noqa: BLE001 - whatever happened, the parent gets a result
+        result = failed(shown, config.path, InternalError(
+            "backcheck failed; this is a bug in backcheck, please report it with this message:\n"
+            + traceback.format_exc()), config.name)
+    send(("result", result))
+    wire.close()
+
+
+def _reader(stream, inbox) -> None:
+    import pickle
+    import struct
+
+    try:
+        while True:
+            head = stream.read(8)
+            if len(head) < 8:
+                break
+            (n,) = struct.unpack("<Q", head)
+            inbox.put(pickle.loads(stream.read(n)))
+    except Exception:  # noqa: BLE001 - a torn message is an ended child
+        pass
+    inbox.put(None)
+
+
+def _run_in_child(config: Config, options: Options, shown: str) -> CheckResult:
+    import pickle
+    import queue
+    import subprocess
+    import sys
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    inbox: queue.Queue = queue.Queue()
+    threading.Thread(target=_reader, args=(proc.stdout, inbox), daemon=True).start()
+    errors: list = []
+    threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True).start()
+    try:
+        proc.stdin.write(pickle.dumps((config, options, shown)))
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    phase, deadline = None, time.monotonic() + STARTUP_GRACE
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return _timed_out(config, shown, phase)
+            try:
+                message = inbox.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if message is None:
+                return _died(config, shown, proc, phase, errors)
+            kind, value = message
+            if kind == "result":
+                return value
+            if phase is None and value != "start" or phase == "start":
+                deadline = time.monotonic() + config.check.timeout  # the code's own time starts
+            phase = value
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(5)
+
+
+def _timed_out(config: Config, shown: str, phase: str) -> CheckResult:
+    t = config.check.timeout
+    file = config.code.file.name if config.code else str(config.path)
+    if phase == "import":
+        msg = (f"importing {file} did not finish within {t:g} s: the file runs code when imported (a training "
+               "loop?). Put the script part under `if __name__ == \"__main__\":` so that importing it only "
+               "defines functions, or raise check.timeout")
+    else:
+        msg = (f"the code under test did not finish within {t:g} s (check.timeout); backcheck stopped it. "
+               "Is there an endless loop, or is the network too large for the time allowed?")
+    return failed(shown, config.path, UserCodeError(msg, file, kind="timeout"), config.name)
+
+
+def _died(config: Config, shown: str, proc, phase, errors) -> CheckResult:
+    proc.wait(5)
+    file = config.code.file.name if config.code else str(config.path)
+    if phase is None:  # backcheck's own child did not start: not the user's fault
+        time.sleep(0.1)
+        tail = (errors[0] if errors else b"").decode(errors="replace")[-2000:]
+        return failed(shown, config.path, InternalError(
+            f"backcheck could not start its worker process (exit code {proc.returncode}); this is a bug in "
+            f"backcheck or a broken installation:\n{tail}"), config.name)
+    return failed(shown, config.path, UserCodeError(
+        f"the process running the code under test ended without a result (exit code {proc.returncode}): "
+        "the code called os._exit, crashed the interpreter, or ran out of memory", file), config.name)
