@@ -481,7 +481,9 @@ def _global_scale(ev: Evidence, cache) -> list | None:
         return None
     c = float(a @ t / (t @ t))
     resid = _rel(a, c * t)
-    if resid > ev.match_tolerance or abs(c - 1) < 1e-3:
+    # Stricter than a layer match: a per-example factor that is nearly constant (a sigmoid output
+    # near 0.5 times a(1-a)) must not pass for a global constant.
+    if resid > ev.match_tolerance / 100 or abs(c - 1) < 1e-3:
         return None
     return _scale_findings(ev, c, resid, _rel(a, t), layer=None)
 
