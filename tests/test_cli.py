@@ -61,3 +61,17 @@ def test_bugs_lists_every_id():
     assert r.exit_code == 0
     for ident in ("scale/batch-sum", "activation-derivative/of-output", "step/stale-weights", "unknown"):
         assert ident in r.stdout
+
+
+def test_name_the_module_does_not_define_is_exit_2(tmp_path):
+    (tmp_path / "net.py").write_text("def loss(params, X, Y):\n    return 0.0\n\ndef gradient(params, X, Y):\n"
+                                     "    return {}\n")
+    (tmp_path / "m.yaml").write_text(
+        "network:\n  input: 2\n  layers: [{units: 2, activation: softmax}]\n  loss: cross_entropy\n"
+        "data: {random: {}}\ncode:\n  file: net.py\n  params: [{W: W1, b: b1}]\n  loss: loss\n"
+        "  gradients: gradients\n")
+    r = run("verify", str(tmp_path / "m.yaml"), "--format", "json")
+    assert r.exit_code == 2
+    err = json.loads(r.stdout)["error"]
+    assert err["where"].endswith("m.yaml:10:14")
+    assert "defines no 'gradients' (did you mean 'gradient'?)" in err["message"]
