@@ -182,8 +182,6 @@ class Orientation:
 
     def to_canonical(self, arr: np.ndarray) -> np.ndarray:
         arr = np.asarray(arr, dtype=np.float64)
-        if self.per_example:
-            return arr.T if self.transpose else arr
         return arr.T if self.transpose else arr
 
     def canonical_of(self, arr: np.ndarray, canon: tuple[int, ...]) -> np.ndarray:

@@ -47,7 +47,7 @@ def loss_noise(f0: float, dtype: np.dtype) -> float:
 
 def step_sizes(x: np.ndarray, indices: np.ndarray, eps: float) -> np.ndarray:
     """Relative steps: eps for entries near zero, eps*|x_i| for large entries."""
-    values = np.abs(x.reshape(-1)[indices] if x.flags.c_contiguous else x.flat[indices])
+    values = np.abs(x.flat[indices])
     return eps * np.maximum(1.0, values.astype(np.float64))
 
 

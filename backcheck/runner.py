@@ -289,7 +289,7 @@ def _run_in_child(config: Config, options: Options, shown: str) -> CheckResult:
             kind, value = message
             if kind == "result":
                 return value
-            if phase is None and value != "start" or phase == "start":
+            if phase == "start":
                 deadline = time.monotonic() + config.check.timeout  # the code's own time starts
             phase = value
     finally:
