@@ -543,7 +543,7 @@ def _count_hint(ev: Evidence, c: float, layer: int | None) -> str:
     return ""
 
 
-def _candidates(ev: Evidence, k: int, cache, mistakes: list, right) -> list:
+def _candidates(ev: Evidence, k: int, right) -> list:
     out = []
     for ident in _LAYER_SEARCH + ["regularization/missing"]:
         out += CATALOG[ident].variants(ev.net, k)
@@ -570,7 +570,7 @@ def _layer_search(ev: Evidence, cache, top: int):
         base = _layer_rel(ev, right, k)
         if base <= tol:
             continue
-        cands = _candidates(ev, k, cache, mistakes, right)
+        cands = _candidates(ev, k, right)
         scored = []
         for v in cands:
             g = reference.backward(ev.net, ev.params, ev.X, ev.Y, tuple(mistakes) + (v,), cache=cache)

@@ -55,10 +55,10 @@ def failed(shown: str, path, exc: BackcheckError, name: str | None = None) -> Ch
                        error=ErrorInfo(exc.kind, exc.message, exc.where))
 
 
-def run_guarded(config: Config, options: Options, shown: str) -> CheckResult:
+def run_guarded(config: Config, options: Options, shown: str, progress=None) -> CheckResult:
     """run_check with every failure turned into a result (in whichever process runs it)."""
     try:
-        return run_check(config, options, shown)
+        return run_check(config, options, shown, progress)
     except BackcheckError as exc:
         return failed(shown, config.path, exc, config.name)
     except Exception:  # noqa: BLE001 - a bug in backcheck: say so, with the traceback
@@ -228,14 +228,7 @@ def child_main() -> None:
         wire.flush()
 
     send(("phase", "start"))
-    try:
-        result = run_check(config, options, shown, progress=lambda phase: send(("phase", phase)))
-    except BackcheckError as exc:
-        result = failed(shown, config.path, exc, config.name)
-    except BaseException:  # noqa: BLE001 - whatever happened, the parent gets a result
-        result = failed(shown, config.path, InternalError(
-            "backcheck failed; this is a bug in backcheck, please report it with this message:\n"
-            + traceback.format_exc()), config.name)
+    result = run_guarded(config, options, shown, progress=lambda phase: send(("phase", phase)))
     send(("result", result))
     wire.close()
 
