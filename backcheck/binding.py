@@ -254,8 +254,16 @@ class Binding:
         for s, a in self.arrays().items():
             np.copyto(a, saved[s])
 
+    def swap(self, slot: Slot, arr: np.ndarray) -> np.ndarray:
+        """Make ``arr`` the code's live array for ``slot`` (e.g. a complex copy); returns the old one."""
+        raise NotImplementedError
+
     # -- calls
     def loss(self) -> float:
+        return as_loss(self.raw_loss(), "the loss", self.code.file.name if self.code else "")
+
+    def raw_loss(self):
+        """The loss exactly as the code returned it (complex under a complex-step probe)."""
         raise NotImplementedError
 
     def analytic(self) -> dict[Slot, np.ndarray]:
@@ -343,10 +351,16 @@ class FunctionBinding(Binding):
     def arrays(self) -> dict[Slot, np.ndarray]:
         return {s: self.params[s.code_name] for s in self.slots}
 
+    def swap(self, slot: Slot, arr: np.ndarray) -> np.ndarray:
+        old, self.params[slot.code_name] = self.params[slot.code_name], arr
+        return old
+
+    def raw_loss(self):
+        return self.call(self.fn_loss, dict(self.params), self.X.copy(), self.Y.copy(),
+                         what=f"{self.code.loss}(params, X, Y)")
+
     def loss(self) -> float:
-        value = self.call(self.fn_loss, dict(self.params), self.X.copy(), self.Y.copy(),
-                          what=f"{self.code.loss}(params, X, Y)")
-        return self.loss_value(value, f"{self.code.loss}(params, X, Y)")
+        return self.loss_value(self.raw_loss(), f"{self.code.loss}(params, X, Y)")
 
     def analytic(self) -> dict[Slot, np.ndarray]:
         what = f"{self.code.gradients}(params, X, Y)"
@@ -431,10 +445,17 @@ class ObjectBinding(Binding):
             if current is not arr:
                 assign(self.model, self.paths[s], arr)
 
-    def loss(self) -> float:
+    def swap(self, slot: Slot, arr: np.ndarray) -> np.ndarray:
+        old, self.live[slot] = self.live[slot], arr
+        assign(self.model, self.paths[slot], arr)
+        return old
+
+    def raw_loss(self):
         what = f"{self.code.loss}(X, Y)"
-        value = self.call(getattr(self.model, self.code.loss), self.X.copy(), self.Y.copy(), what=what)
-        return self.loss_value(value, what)
+        return self.call(getattr(self.model, self.code.loss), self.X.copy(), self.Y.copy(), what=what)
+
+    def loss(self) -> float:
+        return self.loss_value(self.raw_loss(), f"{self.code.loss}(X, Y)")
 
     def analytic(self) -> dict[Slot, np.ndarray]:
         before = self.snapshot()
@@ -490,8 +511,16 @@ class ReferenceBinding(Binding):
     def arrays(self) -> dict[Slot, np.ndarray]:
         return {s: self.params[s.layer - 1][0 if s.role == "W" else 1] for s in self.slots}
 
-    def loss(self) -> float:
+    def swap(self, slot: Slot, arr: np.ndarray) -> np.ndarray:
+        W, b = self.params[slot.layer - 1]
+        self.params[slot.layer - 1] = (arr, b) if slot.role == "W" else (W, arr)
+        return W if slot.role == "W" else b
+
+    def raw_loss(self):
         return self.reference.loss(self.net, self.params, self.X, self.Y)
+
+    def loss(self) -> float:
+        return float(np.real(self.raw_loss()))
 
     def analytic(self) -> dict[Slot, np.ndarray]:
         grads = self.reference.backward(self.net, self.params, self.X, self.Y, self.variants)

@@ -67,13 +67,24 @@ def run_guarded(config: Config, options: Options, shown: str, progress=None) -> 
             + traceback.format_exc()), config.name)
 
 
-def run_check(config: Config, options: Options, shown: str, progress=None) -> CheckResult:
-    """Bind the code, build the data, compare every parameter's gradients, name the mistakes."""
+@dataclass
+class Prepared:
+    """The bound code and the data it is checked on: what every worker of a check needs."""
+
+    binding: object
+    data: object
+    orient: dict
+    layout: str
+    notes: list
+    warnings: list
+
+
+def prepare(config: Config, options: Options, progress=None) -> Prepared:
+    """Import and bind the code (or the reference), build the data and attach it to the binding."""
     net, seed = config.network, config.check.seed
     progress = progress or (lambda phase: None)
     rng_params = np.random.default_rng([seed, 1])
     rng_data = np.random.default_rng([seed, 2])
-    rng_probe = np.random.default_rng([seed, 3])
     canon = reference.init_params(net, rng_params)
     if config.code is None:
         binding = ReferenceBinding(config, canon, diagnose.parse_injections(options.inject, net))
@@ -98,6 +109,16 @@ def run_check(config: Config, options: Options, shown: str, progress=None) -> Ch
     notes = list(data.notes) + notes
     warnings += [CheckWarning(i, m) for i, m in data.warnings]
     binding.attach(*data.for_code(layout, targets))
+    return Prepared(binding, data, orient, layout, notes, warnings)
+
+
+def run_check(config: Config, options: Options, shown: str, progress=None) -> CheckResult:
+    """Bind the code, build the data, compare every parameter's gradients, name the mistakes."""
+    net = config.network
+    rng_probe = np.random.default_rng([config.check.seed, 3])
+    prep = prepare(config, options, progress)
+    binding, data, orient, layout = prep.binding, prep.data, prep.orient, prep.layout
+    notes, warnings = prep.notes, prep.warnings
 
     f0 = binding.loss()
     precision, w = choose_precision(binding, config.check.eps, config.check.tolerance)
