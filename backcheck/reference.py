@@ -139,11 +139,14 @@ def _binary_cross_entropy():
 def _mse():
     def value(z, a, y, reduction):
         total = float(np.sum((a - y) ** 2))
-        return total / len(a) if reduction == "mean" else total
+        return total / _count(a, reduction)
 
     def grad(a, y, reduction):
-        g = 2.0 * (a - y)
-        return g / len(a) if reduction == "mean" else g
+        return 2.0 * (a - y) / _count(a, reduction)
+
+    def _count(a, reduction):
+        """What the sum of squares is divided by: the batch, every element, or nothing."""
+        return {"mean": len(a), "mean_all": a.size, "sum": 1}[reduction]
 
     return value, grad
 
@@ -155,12 +158,13 @@ Params = list  # [(W (in, out), b (out,) or (N, out)), ...] one pair per layer
 
 
 def init_params(net: NetworkSpec, rng: np.random.Generator) -> Params:
-    """Glorot-scaled weights and small random biases, canonical shapes."""
+    """Glorot-scaled weights and small random biases, canonical shapes. A layer without a bias
+    (``bias: false``) gets a constant zero vector that is not a parameter."""
     params = []
-    for n_in, n_out in zip(net.widths[:-1], net.widths[1:]):
+    for n_in, n_out, layer in zip(net.widths[:-1], net.widths[1:], net.layers):
         W = rng.standard_normal((n_in, n_out)) * np.sqrt(2.0 / (n_in + n_out))
         b = 0.1 * rng.standard_normal(n_out)
-        params.append((W, b))
+        params.append((W, b if layer.bias else np.zeros(n_out)))
     return params
 
 
@@ -183,7 +187,7 @@ def forward(net: NetworkSpec, params: Params, X: np.ndarray) -> Cache:
 
 def loss(net: NetworkSpec, params: Params, X: np.ndarray, Y: np.ndarray, cache: Cache | None = None) -> float:
     cache = cache or forward(net, params, X)
-    value = LOSSES[net.loss].value(cache.Z[-1], cache.A[-1], Y, net.reduction)
+    value = net.scale * LOSSES[net.loss].value(cache.Z[-1], cache.A[-1], Y, net.reduction)
     if net.l2:
         value += 0.5 * net.l2 * sum(float(np.sum(W**2)) for W, _ in params)
     return value
@@ -212,7 +216,7 @@ class Backprop:
 
     def output_grad(self) -> np.ndarray:
         """dL/dA at the output layer."""
-        return LOSSES[self.net.loss].grad(self.cache.A[-1], self.Y, self.net.reduction)
+        return self.net.scale * LOSSES[self.net.loss].grad(self.cache.A[-1], self.Y, self.net.reduction)
 
     def output_delta(self) -> np.ndarray:
         """dL/dZ at the output layer, using the combined form where the loss pairs with its activation."""
@@ -222,7 +226,7 @@ class Backprop:
             ("cross_entropy", "softmax"),
             ("binary_cross_entropy", "sigmoid"),
         ):
-            return (A - Y) / n
+            return self.net.scale * (A - Y) / n
         return self.delta_from(self.output_grad(), L)
 
     def delta_from(self, G: np.ndarray, k: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backcheck import diagnose, reference
-from backcheck.binding import ReferenceBinding, Slot, bind, canonical_shape, code_shape, load_module
+from backcheck.binding import ReferenceBinding, Slot, bind, canonical_shape, code_shape, load_code
 from backcheck.data import make_data
 from backcheck.errors import BackcheckError, ConfigError, InternalError, UserCodeError
 from backcheck.gradcheck import (analytic_gradient, check_param, choose_precision, match_shape,
@@ -91,16 +91,17 @@ def prepare(config: Config, options: Options, progress=None) -> Prepared:
         layout, targets = "rows", "onehot"
     else:
         progress("import")
-        module = load_module(config.code.file)
+        loaded = load_code(config.code)
         progress("bind")
         layout, targets = config.code.layout, config.code.targets
         defaults = {}
-        for k, (W, b) in enumerate(canon, start=1):
-            defaults[Slot(k, "W", config.code.params[k - 1]["W"])] = np.ascontiguousarray(
-                W if layout == "rows" else W.T)
-            defaults[Slot(k, "b", config.code.params[k - 1]["b"])] = b.reshape(
-                code_shape(Slot(k, "b", ""), net.widths, layout)).copy()
-        binding = bind(config, module, defaults)
+        for k, entry in enumerate(config.code.params, start=1):
+            W, b = canon[k - 1]
+            slot = Slot(k, "W", entry["W"], entry.get("orient"))
+            defaults[slot] = np.ascontiguousarray(W.T if code_shape(slot, net.widths, layout) != W.shape else W)
+            if "b" in entry:
+                defaults[Slot(k, "b", entry["b"])] = b.reshape(code_shape(Slot(k, "b", ""), net.widths, layout)).copy()
+        binding = bind(config, loaded, defaults)
     progress("check")
     orient, notes, warnings = param_orientations(binding, net.widths, layout)
     per_example = {o.per_example for o in orient.values() if o.per_example}
@@ -108,7 +109,8 @@ def prepare(config: Config, options: Options, progress=None) -> Prepared:
     data = make_data(config, rng_data, batch=batch)
     notes = list(data.notes) + notes
     warnings += [CheckWarning(i, m) for i, m in data.warnings]
-    binding.attach(*data.for_code(layout, targets))
+    binding.attach(*data.for_code(layout, targets), canonical=(data.X, data.Y))
+    warnings += [CheckWarning(i, m) for i, m in binding.warnings]
     return Prepared(binding, data, orient, layout, notes, warnings)
 
 

@@ -7,6 +7,7 @@ Errors read ``model.yaml:7:5: network.layers[1].activation: expected one of ...;
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ class LayerSpec:
     units: int
     activation: str
     alpha: float = 0.01  # leaky_relu slope for negative inputs
+    bias: bool = True  # False: the layer has no bias parameter
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,9 @@ class NetworkSpec:
     input: int
     layers: tuple[LayerSpec, ...]
     loss: str
-    reduction: str = "mean"  # mse only: mean or sum over the batch
-    l2: float = 0.0
+    reduction: str = "mean"  # mse only: mean over the batch, sum, or mean_all (over every element)
+    l2: float = 0.0  # the loss has l2/2 * sum(W**2); {strength: s, half: false} is stored as l2 = 2s
+    scale: float = 1.0  # the loss is multiplied by this (mse with 0.5 in front: 0.5)
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -58,25 +61,92 @@ class DataSpec:
     rows: int | None = None
 
 
+# Names an EXPR may start with ($X, $sizes, ...); a call's `returns` adds its own names.
+BUILTIN_NAMES = ("X", "Y", "x", "y", "lr", "params", "model", "module", "sizes", "n_input", "n_output",
+                 "hidden", "batch", "seed", "float64", "float32")
+CHAIN_NAMES = ("self", "input", "grad", "output", "layers", "head")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call into the user's code: what to call, with which arguments, and what its results are named.
+
+    ``args`` None means the default arguments of the key the call stands at (contract v1). EXPRs are
+    kept as YAML gave them: literals, lists, mappings, and strings starting with ``$``.
+    """
+
+    name: str  # a name, or a $-path to a callable
+    key: str  # the config key it stands at, e.g. "code.loss"
+    args: tuple | None = None
+    kwargs: tuple = ()  # ((name, expr), ...)
+    returns: tuple | None = None  # names; one name binds the whole value ("*name")
+    result: Any = None  # an EXPR read after the call instead of its return value
+    lr: tuple | float | None = None  # step calls: paths where the learning rate is written, or a fixed rate
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(n.lstrip("*") for n in self.returns or () if n.lstrip("*") != "_")
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """A list of layer objects backcheck drives forward and backward itself."""
+
+    layers: Any  # a Call or an EXPR giving the list, or a tuple of Calls/EXPRs (one per object)
+    forward: Call
+    backward: Call
+    loss: Call | None
+    loss_grad: Call
+    head: Any = None  # a Call or an EXPR: the loss object, $head
+
+
 @dataclass(frozen=True)
 class CodeSpec:
     file: Path
     layout: str = "rows"
     targets: str = "onehot"
-    params: tuple[dict, ...] = ()  # per layer: {"W": name-or-path, "b": name-or-path}
-    init: str | None = None
-    loss: str = "loss"
-    gradients: str | None = None
-    step: str | None = None
-    model: str | None = None
-    backward: str | None = None
+    params: tuple[dict, ...] = ()  # per layer: {"W": path, "b": path (absent without a bias), "orient": ...}
+    init: Call | None = None
+    loss: Call | None = None  # None: the loss comes from another call's `returns`
+    gradients: Call | None = None
+    step: Call | None = None
+    model: Call | None = None
+    backward: Call | None = None
     grads: tuple[dict, ...] = ()
+    forward: Call | None = None
+    chain: ChainSpec | None = None
+    root: Path | None = None
+    import_mode: str = "all"  # all | definitions
+    per_example: str = "batch"  # batch | example | vector
+    gradient_of: str = "mean"  # mean | sum
+    spec_loss: bool = False  # loss: spec
 
     @property
     def style(self) -> str:
-        """functions | functions-step | object | object-step"""
-        base = "object" if self.model else "functions"
-        return base + ("-step" if self.step else "")
+        """functions | object | chain, with -step when gradients are read from a step."""
+        base = "chain" if self.chain else "object" if self.model else "functions"
+        return base + ("-step" if self.uses_step else "")
+
+    @property
+    def uses_step(self) -> bool:
+        if self.chain:
+            back = self.chain.backward
+            return back.lr is not None or _mentions(back.args, "lr")
+        return self.step is not None
+
+
+def _mentions(expr, name: str) -> bool:
+    if isinstance(expr, str):
+        return expr.startswith("$" + name) and not expr.startswith("$$") and \
+            parse_expr(expr)[0] == name
+    if isinstance(expr, (list, tuple)):
+        return any(_mentions(e, name) for e in expr)
+    if isinstance(expr, dict):
+        return any(_mentions(e, name) for e in expr.values())
+    return False
 
 
 @dataclass(frozen=True)
@@ -286,13 +356,14 @@ def parse_config(text: str, path: Path) -> Config:
     top = _Section(reader, _Located(reader.value(root, ""), root), "",
                    ("name", "network", "data", "code", "check", "train"))
     network = _network(_Section(reader, top.require("network"), "network",
-                                ("input", "layers", "loss", "l2")))
+                                ("input", "bias", "layers", "loss", "l2")))
     data = _data(_Section(reader, top.require("data"), "data", ("random", "csv", "npz", "target", "rows")))
     code = None
     if top.has("code"):
         code = _code(_Section(reader, top.located("code"), "code",
-                              ("file", "layout", "targets", "params", "init", "loss", "gradients",
-                               "step", "model", "backward", "grads")), len(network.layers))
+                              ("file", "root", "import", "layout", "targets", "per_example", "gradient_of",
+                               "params", "model", "init", "forward", "loss", "gradients", "backward",
+                               "step", "grads", "chain")), network.layers)
     check = _check(_Section(reader, top.located("check"), "check",
                             ("method", "eps", "tolerance", "seed", "timeout"))) if top.has("check") else CheckSpec()
     train = _train(_Section(reader, top.located("train"), "train",
@@ -309,8 +380,9 @@ def _network(sec: _Section) -> NetworkSpec:
     if not isinstance(layers_loc.value, list) or not layers_loc.value:
         sec.fail("layers", "expected a list of layers such as {units: 5, activation: tanh}")
     layers = []
+    bias = sec.get("bias", bool, default=True)
     for i, item in enumerate(layers_loc.value):
-        lsec = _Section(sec.reader, item, f"network.layers[{i}]", ("units", "activation", "alpha"))
+        lsec = _Section(sec.reader, item, f"network.layers[{i}]", ("units", "activation", "alpha", "bias"))
         units = lsec.get("units", int, minimum=1)
         if units is None:
             lsec.require("units")
@@ -320,15 +392,16 @@ def _network(sec: _Section) -> NetworkSpec:
             lsec.fail("alpha", f"alpha is the slope of leaky_relu; this layer is {act}")
         if act == "softmax" and i != len(layers_loc.value) - 1:
             lsec.fail("activation", "softmax is allowed on the last layer only")
-        layers.append(LayerSpec(units, act, alpha))
-    reduction = "mean"
+        layers.append(LayerSpec(units, act, alpha, lsec.get("bias", bool, default=bias)))
+    reduction, scale = "mean", 1.0
     loss_loc = sec.require("loss")
     if isinstance(loss_loc.value, dict):
-        lsec = _Section(sec.reader, loss_loc, "network.loss", ("type", "reduction"))
+        lsec = _Section(sec.reader, loss_loc, "network.loss", ("type", "reduction", "scale"))
         loss = lsec.get("type", str, choices=LOSSES)
         if loss is None:
             lsec.require("type")
-        reduction = lsec.get("reduction", str, default="mean", choices=("mean", "sum"))
+        reduction = lsec.get("reduction", str, default="mean", choices=("mean", "sum", "mean_all"))
+        scale = lsec.get("scale", float, default=1.0, positive=True)
         if reduction != "mean" and loss != "mse":
             lsec.fail("reduction", f"reduction applies to mse only; {loss} is a mean over the batch")
     else:
@@ -339,8 +412,15 @@ def _network(sec: _Section) -> NetworkSpec:
     if loss == "binary_cross_entropy" and last.activation != "sigmoid":
         sec.fail("loss", "binary_cross_entropy expects a sigmoid output layer; "
                  f"the last layer is {last.activation}")
-    l2 = sec.get("l2", float, default=0.0, minimum=0.0)
-    return NetworkSpec(n_in, tuple(layers), loss, reduction, l2)
+    if sec.has("l2") and isinstance(sec.located("l2").value, dict):
+        l2sec = _Section(sec.reader, sec.located("l2"), "network.l2", ("strength", "half"))
+        strength = l2sec.get("strength", float, minimum=0.0)
+        if strength is None:
+            l2sec.require("strength")
+        l2 = strength if l2sec.get("half", bool, default=True) else 2.0 * strength
+    else:
+        l2 = sec.get("l2", float, default=0.0, minimum=0.0)
+    return NetworkSpec(n_in, tuple(layers), loss, reduction, l2, scale)
 
 
 def _data(sec: _Section) -> DataSpec:
@@ -378,60 +458,307 @@ def _data(sec: _Section) -> DataSpec:
     return DataSpec(kind, path=resolved.resolve(), target=target, rows=rows)
 
 
-def _code(sec: _Section, n_layers: int) -> CodeSpec:
+def _code(sec: _Section, layers: tuple[LayerSpec, ...]) -> CodeSpec:
     file = sec.get("file", str)
     if file is None:
         sec.require("file")
     resolved = sec.reader.path.parent / file
     if not resolved.is_file():
         sec.fail("file", f"no such file: {resolved}")
-    layout = sec.get("layout", str, default="rows", choices=LAYOUTS)
-    targets = sec.get("targets", str, default="onehot", choices=TARGETS)
-    model = sec.get("model", str)
-    names = {k: sec.get(k, str) for k in ("init", "loss", "gradients", "step", "backward")}
-    if names["loss"] is None:
-        sec.require("loss")
-    params = _param_table(sec, "params", n_layers)
-    grads = ()
-    if model is None:
-        for key in ("backward", "grads"):
+    root = None
+    if sec.has("root"):
+        root = sec.reader.path.parent / sec.get("root", str)
+        if not root.is_dir():
+            sec.fail("root", f"no such folder: {root}")
+        if root.resolve() not in resolved.resolve().parents:
+            sec.fail("root", f"the folder {root} does not contain code.file {file}")
+        root = root.resolve()
+    calls = _Calls(sec)
+    model = calls.get("model")
+    chain = _chain(_Section(sec.reader, sec.located("chain"), "code.chain",
+                            ("layers", "forward", "backward", "head", "loss", "loss_grad")), calls) \
+        if sec.has("chain") else None
+    spec_loss = sec.has("loss") and _plain(sec.located("loss")) == "spec"
+    init, forward = calls.get("init"), calls.get("forward")
+    loss = None if spec_loss else calls.get("loss")
+    gradients, step, backward = calls.get("gradients"), calls.get("step"), calls.get("backward")
+    if chain is not None:
+        for key in ("model", "init", "gradients", "step", "backward", "forward", "loss"):
+            if sec.has(key) and not (key == "loss" and spec_loss):
+                sec.fail(key, f"{key} does not go with chain:; the chain's own keys say how it is called")
+    elif model is None:
+        for key in ("backward",):
             if sec.has(key):
                 sec.fail(key, f"{key} belongs to object-style code (with model:); without model:, "
                               "use gradients: or step:")
-        if (names["gradients"] is None) == (names["step"] is None):
-            sec.reader.fail(sec.node, "code", "expected exactly one of gradients: or step:")
+        if gradients is not None and step is not None:
+            sec.reader.fail(sec.node, "code", "expected exactly one of gradients: or step:, not both")
     else:
-        if names["init"] is not None:
-            sec.fail("init", "init belongs to function-style code; model: creates the parameters")
         if sec.has("gradients"):
             sec.fail("gradients", "object-style code (model:) reports gradients with backward: and grads:")
-        if names["step"] is None:
-            if names["backward"] is None:
-                sec.reader.fail(sec.node, "code", "expected backward: (with grads:) or step: for model: code")
-            grads = _param_table(sec, "grads", n_layers)
-        elif names["backward"] is not None:
+        if backward is not None and step is not None:
             sec.fail("backward", "expected one of backward: or step:, not both")
-    return CodeSpec(resolved.resolve(), layout, targets, params, names["init"], names["loss"],
-                    names["gradients"], names["step"], model, names["backward"], grads)
+    has_grads = sec.has("grads")
+    producer = gradients or backward or step
+    if producer is None and chain is None:
+        if loss is None or not (has_grads and loss.names):
+            want = "backward: (with grads:) or step:" if model else "gradients: or step:"
+            sec.reader.fail(sec.node, "code", f"expected {want}, or a loss: whose returns: give the "
+                                              "gradients (read with grads:)")
+    if not spec_loss and loss is None and chain is None:
+        if not (producer is not None and "loss" in producer.names):
+            sec.require("loss")
+    if chain is not None and chain.loss is None and not spec_loss:
+        sec.reader.fail(sec.located("chain").node, "code.chain.loss", "missing; this key is required "
+                        "(or loss: spec for code without a loss function)")
+    if step is not None and step.args is not None and step.lr is None and not _mentions(step.args, "lr"):
+        sec.fail("step", "this step takes no $lr argument: say where backcheck writes the learning rate "
+                         "(lr: a path such as $module.LEARNING_RATE or layers[*].optimizer.lr) or give the "
+                         "code's fixed rate (lr: 0.1)")
+    params = _param_table(sec, "params", layers)
+    grads = ()
+    needs_grads = (chain is not None and not chain_is_step(chain)) or backward is not None or \
+        (producer is None and chain is None)
+    if has_grads:
+        if step is not None or (chain is not None and chain_is_step(chain)):
+            sec.fail("grads", "a step's gradients are read from the update of the parameters; remove grads:")
+        grads = _param_table(sec, "grads", layers, orient=False)
+    elif needs_grads:
+        sec.require("grads")
+    calls.check_names(chain is not None)
+    return CodeSpec(
+        resolved.resolve(),
+        sec.get("layout", str, default="rows", choices=LAYOUTS),
+        sec.get("targets", str, default="onehot", choices=TARGETS),
+        params, init, loss, gradients, step, model, backward, grads, forward, chain, root,
+        import_mode=sec.get("import", str, default="all", choices=("all", "definitions")),
+        per_example={False: "batch", True: "example", "vector": "vector"}[_per_example(sec)],
+        gradient_of=sec.get("gradient_of", str, default="mean", choices=("mean", "sum")),
+        spec_loss=spec_loss)
 
 
-def _param_table(sec: _Section, key: str, n_layers: int) -> tuple[dict, ...]:
+def chain_is_step(chain: ChainSpec) -> bool:
+    return chain.backward.lr is not None or _mentions(chain.backward.args, "lr")
+
+
+def _per_example(sec: _Section):
+    if not sec.has("per_example"):
+        return False
+    v = _plain(sec.located("per_example"))
+    if v not in (True, False, "vector"):
+        sec.fail("per_example", f"expected true, false or vector; got {_type_name(v)}")
+    return v
+
+
+def _chain(sec: _Section, calls: "_Calls") -> ChainSpec:
+    layers_loc = sec.require("layers")
+    if isinstance(layers_loc.value, list):
+        if not layers_loc.value:
+            sec.fail("layers", "expected the layer objects, input side first")
+        layers = tuple(calls.call_or_expr(item, f"code.chain.layers[{i}]")
+                       for i, item in enumerate(layers_loc.value))
+    else:
+        layers = calls.call_or_expr(layers_loc, "code.chain.layers")
+    head = calls.call_or_expr(sec.located("head"), "code.chain.head") if sec.has("head") else None
+    for key in ("forward", "backward", "loss_grad"):
+        sec.require(key)
+    return ChainSpec(layers, calls.parse(sec.located("forward"), "code.chain.forward"),
+                     calls.parse(sec.located("backward"), "code.chain.backward"),
+                     calls.parse(sec.located("loss"), "code.chain.loss") if sec.has("loss") else None,
+                     calls.parse(sec.located("loss_grad"), "code.chain.loss_grad"), head)
+
+
+class _Calls:
+    """Reads call keys (a NAME or {call:, args:, kwargs:, returns:, result:, lr:}) and checks that
+    every $name an EXPR uses is defined somewhere."""
+
+    KEYS = ("call", "args", "kwargs", "returns", "result", "lr")
+
+    def __init__(self, sec: _Section):
+        self.sec = sec
+        self.reader = sec.reader
+        self.exprs: list[tuple[str, Any, str]] = []  # (text, node, keypath)
+        self.defined: set[str] = set()
+
+    def get(self, key: str) -> Call | None:
+        if not self.sec.has(key):
+            return None
+        loc = self.sec.located(key)
+        if key == "loss" and loc.value == "spec":
+            return None
+        return self.parse(loc, f"code.{key}")
+
+    def parse(self, loc: _Located, keypath: str) -> Call:
+        if isinstance(loc.value, str):
+            self._expr_or_name(loc, keypath)
+            return Call(loc.value, keypath)
+        sub = _Section(self.reader, loc, keypath, self.KEYS)
+        name = sub.get("call", str)
+        if name is None:
+            sub.require("call")
+        self._expr_or_name(sub.located("call"), f"{keypath}.call")
+        args = None
+        if sub.has("args"):
+            a = sub.located("args")
+            if not isinstance(a.value, list):
+                sub.fail("args", "expected a list of arguments, such as [$X, $Y]")
+            args = tuple(self._walk(item, f"{keypath}.args[{i}]") for i, item in enumerate(a.value))
+        kwargs = ()
+        if sub.has("kwargs"):
+            k = sub.located("kwargs")
+            if not isinstance(k.value, dict):
+                sub.fail("kwargs", "expected a mapping of argument names to values")
+            kwargs = tuple((n, self._walk(v, f"{keypath}.kwargs.{n}")) for n, v in k.value.items())
+        returns = None
+        if sub.has("returns"):
+            r = sub.located("returns")
+            items = r.value if isinstance(r.value, list) else None
+            names = [_plain(i) for i in items] if items is not None else [_plain(r)]
+            for n in names:
+                if not isinstance(n, str) or not n.isidentifier():
+                    sub.fail("returns", f"expected a name or a list of names; got {_type_name(n)}")
+                if n in BUILTIN_NAMES or n in CHAIN_NAMES:
+                    sub.fail("returns", f"'{n}' is a name backcheck defines (${n}); choose another")
+            returns = tuple(names) if items is not None else ("*" + names[0],)
+            self.defined.update(n for n in names if n != "_")
+        result = self._walk(sub.located("result"), f"{keypath}.result") if sub.has("result") else None
+        lr = None
+        if sub.has("lr"):
+            v = _plain(sub.located("lr"))
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+                lr = float(v)
+            elif isinstance(v, str) or (isinstance(v, list) and v and all(isinstance(x, str) for x in v)):
+                texts = [v] if isinstance(v, str) else v
+                for t in texts:
+                    self._path(t, sub.located("lr").node, f"{keypath}.lr")
+                lr = tuple(texts)
+            else:
+                sub.fail("lr", "expected a path where the learning rate is written, a list of paths, "
+                               f"or the code's fixed learning rate (a number above 0); got {_type_name(v)}")
+        return Call(name, keypath, args, kwargs, returns, result, lr)
+
+    def call_or_expr(self, loc: _Located, keypath: str):
+        if isinstance(loc.value, str) and loc.value.startswith("$"):
+            return self._walk(loc, keypath)
+        return self.parse(loc, keypath)
+
+    def _expr_or_name(self, loc: _Located, keypath: str) -> None:
+        text = loc.value
+        if text.startswith("$"):
+            self._walk(loc, keypath)
+        elif not text.isidentifier():
+            self.reader.fail(loc.node, keypath, f"expected a name or a $-path, got {text!r}")
+
+    def _walk(self, loc: _Located, keypath: str):
+        """The plain value of an EXPR, recording every $-string for the name check."""
+        v = loc.value
+        if isinstance(v, list):
+            return [self._walk(item, f"{keypath}[{i}]") for i, item in enumerate(v)]
+        if isinstance(v, dict):
+            return {k: self._walk(item, f"{keypath}.{k}") for k, item in v.items()}
+        if isinstance(v, str) and v.startswith("$") and not v.startswith("$$"):
+            self._path(v, loc.node, keypath)
+        return v
+
+    def _path(self, text: str, node, keypath: str) -> None:
+        try:
+            parse_expr(text) if text.startswith("$") else parse_path(text)
+        except ValueError as exc:
+            self.reader.fail(node, keypath, str(exc))
+        if text.startswith("$"):
+            self.exprs.append((text, node, keypath))
+
+    def note_table(self, text: str, node, keypath: str) -> None:
+        if text.startswith("$"):
+            self._path(text.replace("{k}", "1").replace("{i}", "0"), node, keypath)
+
+    def check_names(self, chain: bool) -> None:
+        known = set(BUILTIN_NAMES) | self.defined | (set(CHAIN_NAMES) if chain else set())
+        for text, node, keypath in self.exprs:
+            root = parse_expr(text)[0]
+            if root not in known:
+                hint = _did_you_mean(root, sorted(known))
+                self.reader.fail(node, keypath, f"${root} is not defined: expected one of backcheck's names "
+                                 f"({', '.join('$' + n for n in BUILTIN_NAMES)}) or a name from a "
+                                 f"returns:{hint}")
+
+
+def _param_table(sec: _Section, key: str, layers: tuple[LayerSpec, ...], orient: bool = True) -> tuple[dict, ...]:
+    """Per layer {"W": path, "b": path, "orient": ...}: from a list, or from one template mapping
+    with {k} (layer from 1) and {i} (from 0)."""
     loc = sec.require(key)
-    if not isinstance(loc.value, list):
-        sec.fail(key, "expected a list with one entry per layer, such as - {W: W1, b: b1}")
-    if len(loc.value) != n_layers:
-        sec.fail(key, f"expected {n_layers} entries (one per layer of network.layers), got {len(loc.value)}")
+    n_layers = len(layers)
+    allowed = ROLES + (("orient",) if orient else ())
+    if isinstance(loc.value, dict):
+        psec = _Section(sec.reader, loc, f"code.{key}", allowed)
+        entries = [(psec, {r: psec.get(r, str) for r in allowed if psec.has(r)}, True)] * n_layers
+    elif isinstance(loc.value, list):
+        if len(loc.value) != n_layers:
+            sec.fail(key, f"expected {n_layers} entries (one per layer of network.layers), got {len(loc.value)}")
+        entries = []
+        for i, item in enumerate(loc.value):
+            psec = _Section(sec.reader, item, f"code.{key}[{i}]", allowed)
+            entries.append((psec, {r: psec.get(r, str) for r in allowed if psec.has(r)}, False))
+    else:
+        sec.fail(key, "expected a list with one entry per layer, such as - {W: W1, b: b1}, or one "
+                      "template such as {W: 'W{k}', b: 'b{k}'}")
     table = []
-    for i, item in enumerate(loc.value):
-        psec = _Section(sec.reader, item, f"code.{key}[{i}]", ROLES)
+    for i, ((psec, raw, template), layer) in enumerate(zip(entries, layers)):
         entry = {}
         for role in ROLES:
-            name = psec.get(role, str)
-            if name is None:
+            if role == "b" and not layer.bias:
+                if "b" in raw and not template:
+                    psec.fail("b", f"layer {i + 1} has bias: false in network:; remove b")
+                continue
+            if role not in raw:
                 psec.require(role)
-            entry[role] = name
+            text = raw[role].replace("{k}", str(i + 1)).replace("{i}", str(i))
+            try:
+                parse_expr(text) if text.startswith("$") else parse_path(text)
+            except ValueError as exc:
+                psec.fail(role, str(exc))
+            entry[role] = text
+        if "orient" in raw:
+            if raw["orient"] not in ORIENTS:
+                psec.fail("orient", f"expected one of {', '.join(ORIENTS)}; got {raw['orient']!r}")
+            entry["orient"] = raw["orient"]
         table.append(entry)
     return tuple(table)
+
+
+ORIENTS = ("in_out", "out_in")
+
+# ---------------------------------------------------------------- paths and expressions
+
+WILDCARD = "*"  # [*] in a path: every element of a list
+
+_TOKEN = re.compile(r"""\s*(?:\.?([A-Za-z_]\w*)|\[\s*(-?\d+)\s*\]|\[\s*(\*)\s*\]|\[\s*(['"])(.*?)\4\s*\])""")
+
+
+def parse_path(text: str) -> list:
+    """'layers[0].weights' -> ['layers', 0, 'weights']; "params['W1']" -> ['params', 'W1'];
+    'layers[*].lr' -> ['layers', '*' , 'lr'] (every element)."""
+    pos, parts = 0, []
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise ValueError(f"cannot read '{text}' at position {pos + 1}: expected a name, [index] or ['key']")
+        name, index, star, _, key = m.groups()
+        parts.append(name if name is not None else int(index) if index is not None else
+                     WILDCARD if star else key)
+        pos = m.end()
+    if not parts:
+        raise ValueError("empty path")
+    return parts
+
+
+def parse_expr(text: str) -> tuple[str, list]:
+    """'$grads['dW1']' -> ('grads', ['dW1']); '$module.LR' -> ('module', ['LR'])."""
+    m = re.match(r"\$([A-Za-z_]\w*)", text)
+    if not m:
+        raise ValueError(f"cannot read '{text}': expected $name, such as $X or $grads['dW1']")
+    rest = text[m.end():]
+    return m.group(1), (parse_path(rest) if rest.strip() else [])
 
 
 def _check(sec: _Section) -> CheckSpec:
