@@ -182,7 +182,7 @@ class BiasBeforeActivation(Variant):
          "db = dz.sum(axis=0) (rows) or dz.sum(axis=1, keepdims=True) (columns)")
 def _bias_before(net, k):
     act, _ = _act(net, k)
-    if act.name == "identity" or (k == len(net.layers) and act.name == "softmax"):
+    if not net.layers[k - 1].bias or act.name == "identity" or (k == len(net.layers) and act.name == "softmax"):
         return []
     return [BiasBeforeActivation(k)]
 
@@ -451,7 +451,8 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 def _layer_rel(ev: Evidence, grads, k: int) -> float:
     dW, db = grads[k - 1]
-    return max(_rel(ev.analytic[(k, "W")], dW), _rel(ev.analytic[(k, "b")], db))
+    ab = ev.analytic.get((k, "b"))  # None for a layer without a bias
+    return max(_rel(ev.analytic[(k, "W")], dW), _rel(ab, db) if ab is not None else 0.0)
 
 
 def explain(ev: Evidence, findings: list) -> list:
@@ -475,8 +476,9 @@ def _ordered(findings: list) -> list:
 def _global_scale(ev: Evidence, cache) -> list | None:
     """Every gradient the same multiple c of the right one: batch sum, sign, or another constant."""
     right = reference.backward(ev.net, ev.params, ev.X, ev.Y, cache=cache)
-    a = np.concatenate([ev.analytic[(k, r)].ravel() for k in range(1, len(right) + 1) for r in "Wb"])
-    t = np.concatenate([g.ravel() for pair in right for g in pair])
+    keys = [(k, r) for k in range(1, len(right) + 1) for r in "Wb" if (k, r) in ev.analytic]
+    a = np.concatenate([ev.analytic[key].ravel() for key in keys])
+    t = np.concatenate([right[k - 1]["Wb".index(r)].ravel() for k, r in keys])
     if not np.any(t):
         return None
     c = float(a @ t / (t @ t))
@@ -548,8 +550,9 @@ def _candidates(ev: Evidence, k: int, right) -> list:
     for ident in _LAYER_SEARCH + ["regularization/missing"]:
         out += CATALOG[ident].variants(ev.net, k)
     # Fitted scales: the output delta (flows down) or this layer's gradients alone.
-    a = np.concatenate([ev.analytic[(k, r)].ravel() for r in "Wb"])
-    t = np.concatenate([g.ravel() for g in right[k - 1]])
+    roles = [r for r in "Wb" if (k, r) in ev.analytic]  # a layer without a bias has W only
+    a = np.concatenate([ev.analytic[(k, r)].ravel() for r in roles])
+    t = np.concatenate([right[k - 1]["Wb".index(r)].ravel() for r in roles])
     if np.any(t):
         c = float(a @ t / (t @ t))
         if abs(c - 1) > 1e-3 and np.isfinite(c) and c != 0:
@@ -674,7 +677,7 @@ def _finding(ev: Evidence, v, k: int, score: float, base: float, others: list, n
 
 def _unknown_finding(ev: Evidence, k: int, right, base: float) -> Finding:
     dW, db = right[k - 1]
-    aW, ab = ev.analytic[(k, "W")], ev.analytic[(k, "b")]
+    aW, ab = ev.analytic[(k, "W")], ev.analytic.get((k, "b"), db)
     tol = ev.match_tolerance
     bad_W = np.abs(aW - dW) > tol * (np.abs(aW) + np.abs(dW)) + 1e-12 * (np.abs(dW).max() + 1e-300)
     bad_b = np.abs(ab - db) > tol * (np.abs(ab) + np.abs(db)) + 1e-12 * (np.abs(db).max() + 1e-300)

@@ -187,9 +187,16 @@ def run_check(config: Config, options: Options, shown: str, progress=None) -> Ch
 
 
 def _canonical_params(slots, arrays, orient, net):
+    """[(W, b)] in the reference's layout; a layer without a bias gets a constant zero vector."""
     by = {(s.layer, s.role): s for s in slots}
-    return [tuple(orient[by[(k, r)]].canonical_of(arrays[by[(k, r)]], canonical_shape(by[(k, r)], net.widths))
-                  for r in ("W", "b")) for k in range(1, len(net.layers) + 1)]
+
+    def value(k, r):
+        s = by.get((k, r))
+        if s is None:
+            return np.zeros(net.layers[k - 1].units)
+        return orient[s].canonical_of(arrays[s], canonical_shape(s, net.widths))
+
+    return [(value(k, "W"), value(k, "b")) for k in range(1, len(net.layers) + 1)]
 
 
 def _forward_mismatch(net, params_c, data, f0: float, precision) -> CheckWarning | None:
