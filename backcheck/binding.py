@@ -270,8 +270,8 @@ DTYPES = {"float64": np.float64, "float32": np.float32}
 class Scope(dict):
     """The values an EXPR may name: $X, $params, $model, a call's `returns` names, ..."""
 
-    def child(self, **values) -> "Scope":
-        out = Scope(self)
+    def child(this, /, **values) -> "Scope":  # noqa: N805 - values may include 'self' (a chain layer)
+        out = Scope(this)
         out.update(values)
         return out
 

@@ -1,0 +1,3 @@
+from .fc_net import FullyConnectedNet
+
+__all__ = ["FullyConnectedNet"]

@@ -1,0 +1,1 @@
+"""mlkit: a small from-scratch NumPy toolkit of layers and classifiers."""
