@@ -50,8 +50,9 @@ def _sigmoid(z):
 
 
 def _softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    # axis=-1: the units; a leading axis stacks perturbed copies of the network (numeric_gradient)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 @activation("identity", "1")
@@ -107,14 +108,25 @@ def loss_fn(name: str):
 
 
 def _logsumexp(z):
-    m = z.max(axis=1, keepdims=True)
-    return m + np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+    m = z.max(axis=-1, keepdims=True)
+    return m + np.log(np.exp(z - m).sum(axis=-1, keepdims=True))
+
+
+def _softplus(z):
+    """log(1 + exp(z)) without overflow; complex arrays (complex-step probes) take the analytic form."""
+    if not np.iscomplexobj(z):
+        return np.logaddexp(0, z)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(z.real > 0, z + np.log1p(np.exp(-z)), np.log1p(np.exp(z)))
+
+
+_BATCH = (-2, -1)  # loss values sum over (examples, units), so a stack of networks gives one loss each
 
 
 @loss_fn("cross_entropy")
 def _cross_entropy():
     def value(z, a, y, reduction):
-        return float(-np.sum(y * (z - _logsumexp(z))) / len(z))
+        return -np.sum(y * (z - _logsumexp(z)), axis=_BATCH) / z.shape[-2]
 
     def grad(a, y, reduction):
         return -y / np.maximum(a, 1e-300) / len(a)
@@ -126,7 +138,7 @@ def _cross_entropy():
 def _binary_cross_entropy():
     def value(z, a, y, reduction):
         # log(sigmoid(z)) = -logaddexp(0, -z), log(1 - sigmoid(z)) = -logaddexp(0, z)
-        return float(np.sum(y * np.logaddexp(0, -z) + (1 - y) * np.logaddexp(0, z)) / len(z))
+        return np.sum(y * _softplus(-z) + (1 - y) * _softplus(z), axis=_BATCH) / z.shape[-2]
 
     def grad(a, y, reduction):
         a = np.clip(a, 1e-300, 1 - 1e-16)
@@ -138,7 +150,7 @@ def _binary_cross_entropy():
 @loss_fn("mse")
 def _mse():
     def value(z, a, y, reduction):
-        total = float(np.sum((a - y) ** 2))
+        total = np.sum((a - y) ** 2, axis=_BATCH)
         return total / _count(a, reduction)
 
     def grad(a, y, reduction):
@@ -146,7 +158,7 @@ def _mse():
 
     def _count(a, reduction):
         """What the sum of squares is divided by: the batch, every element, or nothing."""
-        return {"mean": len(a), "mean_all": a.size, "sum": 1}[reduction]
+        return {"mean": a.shape[-2], "mean_all": a.shape[-2] * a.shape[-1], "sum": 1}[reduction]
 
     return value, grad
 
@@ -189,8 +201,13 @@ def loss(net: NetworkSpec, params: Params, X: np.ndarray, Y: np.ndarray, cache: 
     cache = cache or forward(net, params, X)
     value = net.scale * LOSSES[net.loss].value(cache.Z[-1], cache.A[-1], Y, net.reduction)
     if net.l2:
-        value += 0.5 * net.l2 * sum(float(np.sum(W**2)) for W, _ in params)
+        value += sum(np.sum(l2_penalty(net, W)) for W, _ in params)
     return value
+
+
+def l2_penalty(net: NetworkSpec, W: np.ndarray) -> np.ndarray:
+    """The L2 term of the loss, entry by entry (summed over W it is the penalty of W)."""
+    return 0.5 * net.l2 * W**2
 
 
 @dataclass
@@ -303,3 +320,96 @@ def backward(
     for v in variants:
         grads = v.finish(bp, grads)
     return grads
+
+
+# ---------------------------------------------------------------- stacked numeric gradients
+#
+# The diagnosis and the check of the reference itself need the reference network's numeric
+# gradient. Instead of one forward pass per perturbed entry, K perturbed parameter sets are
+# evaluated at once, broadcast over a leading axis of length K. A perturbation of layer k's
+# parameters changes nothing below layer k, and moving one entry of W_k (or b_k) moves one column
+# of the pre-activation Z_k: so the stack starts at Z_k, (K, N, out_k), computed from the cached
+# forward pass, and only the layers from k up run K times, as batched matrix products.
+
+STACK_ELEMENTS = 1 << 21  # numbers per stacked pre-activation chunk (16 MB of float64)
+
+
+def perturbed_losses(
+    net: NetworkSpec,
+    params: Params,
+    X: np.ndarray,
+    Y: np.ndarray,
+    layer: int,
+    role: str,
+    indices: np.ndarray,
+    steps: np.ndarray,
+    cache: Cache | None = None,
+) -> np.ndarray:
+    """Loss of the network with entry ``indices[j]`` (flat, canonical shape) of layer ``layer``'s
+    ``role`` ("W" or "b") moved by ``steps[j]``, for every j at once. Shapes: indices, steps (K,);
+    returns (K,). Complex steps (i h) give complex losses: complex-step derivatives."""
+    cache = cache or forward(net, params, X)
+    W, b = params[layer - 1]
+    Z, A_in = cache.Z[layer], cache.A[layer - 1]
+    n, out = Z.shape
+    indices = np.asarray(indices, dtype=np.intp)
+    steps = np.asarray(steps)
+    dtype = np.result_type(Z, steps)
+    chunk = max(1, STACK_ELEMENTS // max(1, n * max(net.widths[layer:])))
+    base_penalty = sum(np.sum(l2_penalty(net, Wk)) for Wk, _ in params) if net.l2 else 0.0
+    values = np.empty(len(indices), dtype=np.result_type(dtype, np.float64))
+    for lo in range(0, len(indices), chunk):
+        ix, h = indices[lo:lo + chunk], steps[lo:lo + chunk]
+        k = np.arange(len(ix))
+        Zs = np.empty((len(ix), n, out), dtype=dtype)
+        Zs[...] = Z
+        if role == "W":
+            i, j = np.divmod(ix, W.shape[1])
+            Zs[k, :, j] += h[:, None] * A_in[:, i].T
+        elif b.ndim == 2:  # one bias per example
+            r, j = np.divmod(ix, out)
+            Zs[k, r, j] += h
+        else:
+            Zs[k, :, ix] += h[:, None]
+        value = _loss_from(net, params, Zs, Y, layer)
+        if net.l2:
+            value = value + base_penalty
+            if role == "W":
+                w = W.reshape(-1)[ix]
+                value = value + l2_penalty(net, w + h) - l2_penalty(net, w)
+        values[lo:lo + len(ix)] = value
+    return values
+
+
+def _loss_from(net: NetworkSpec, params: Params, Z: np.ndarray, Y: np.ndarray, layer: int) -> np.ndarray:
+    """The loss (without L2) of a stack of pre-activations Z of layer ``layer``, (K, N, out) -> (K,)."""
+    A = ACTIVATIONS[net.layers[layer - 1].activation].f(Z, net.layers[layer - 1].alpha)
+    for (W, b), spec in zip(params[layer:], net.layers[layer:]):
+        Z = A @ W + b
+        A = ACTIVATIONS[spec.activation].f(Z, spec.alpha)
+    return net.scale * LOSSES[net.loss].value(Z, A, Y, net.reduction)
+
+
+def numeric_gradient(
+    net: NetworkSpec,
+    params: Params,
+    X: np.ndarray,
+    Y: np.ndarray,
+    layer: int,
+    role: str,
+    eps: float = 1e-6,
+    method: str = "central",
+) -> np.ndarray:
+    """The numeric gradient of the loss with respect to layer ``layer``'s ``role``, in that
+    parameter's shape, from one stacked pass: central differences with relative steps, or
+    complex-step derivatives (``method="complex"``, exact to rounding)."""
+    x = params[layer - 1][0 if role == "W" else 1]
+    idx = np.arange(x.size)
+    cache = forward(net, params, X)
+    if method == "complex":
+        h = 1e-20 * np.maximum(1.0, np.abs(x.reshape(-1)))
+        return (perturbed_losses(net, params, X, Y, layer, role, idx, 1j * h, cache).imag / h).reshape(x.shape)
+    h = eps * np.maximum(1.0, np.abs(x.reshape(-1)))
+    both = perturbed_losses(net, params, X, Y, layer, role, np.concatenate([idx, idx]),
+                            np.concatenate([h, -h]), cache)
+    return ((both[:x.size] - both[x.size:]) / (2 * h)).reshape(x.shape)
