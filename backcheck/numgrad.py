@@ -120,13 +120,20 @@ def richardson_entries(
 
 @dataclass(frozen=True)
 class DirectionProbes:
-    """Directional derivatives along random directions d (unit norm), shapes (k,)."""
+    """Directional derivatives of f, shapes (k,) for k probes, all per unit of displacement.
 
-    analytic: np.ndarray  # a . d
-    numeric: np.ndarray  # (f(x + h d) - f(x - h d)) / 2h, with the rounded steps
+    ``analytic`` is a . d and ``numeric`` (f(x + h d) - f(x - h d)) / 2h along the displacement d
+    actually taken (read back from the rounded array); ``plus`` and ``minus`` are the one-sided
+    quotients, kept to recognise a probe that crossed a kink.
+    """
+
+    analytic: np.ndarray
+    numeric: np.ndarray
     noise: np.ndarray
     seed: int
     calls: int
+    plus: np.ndarray | None = None
+    minus: np.ndarray | None = None
 
 
 def probe_directions(
@@ -143,34 +150,150 @@ def probe_directions(
 ) -> DirectionProbes:
     """Compare a . d with the numeric directional derivative along ``count`` Gaussian directions.
 
-    ``analytic`` has x's size (any shape). x is restored from one saved copy after each probe.
+    Each entry of d is N(0, 1) times the entry's relative step eps * max(1, |x_i|), so every entry
+    moves about as far as in a single-entry probe. ``analytic`` has x's size (any shape). x is
+    perturbed in place through preallocated buffers and restored bit for bit from one saved copy:
+    no allocation of x's size per probe.
+    """
+    if f0 is None:
+        f0 = float(f(x))
+    noise_f = loss_noise(f0, dtype or x.dtype)
+    a = np.asarray(analytic, dtype=np.float64).reshape(x.shape)
+    saved = x.copy()
+    base = saved.astype(np.float64, copy=False)
+    scale = np.maximum(1.0, np.abs(base)) * eps
+    g = np.empty(x.shape)
+    up = np.empty(x.shape)
+    down = np.empty(x.shape)
+    out = _Quotients(count)
+    try:
+        for j in range(count):
+            rng.standard_normal(out=g)
+            g *= scale
+            np.add(base, g, out=x, casting="unsafe")
+            np.subtract(x, base, out=up)  # the displacement actually taken
+            fp = float(f(x))
+            np.subtract(base, g, out=x, casting="unsafe")
+            np.subtract(base, x, out=down)
+            fm = float(f(x))
+            np.copyto(x, saved)
+            up += down
+            out.add(j, fp, fm, f0, float(np.vdot(a, up)), float(np.linalg.norm(up)), noise_f)
+    finally:
+        np.copyto(x, saved)
+    return out.result(seed)
+
+
+def probe_blocks(
+    f: Loss,
+    x: np.ndarray,
+    analytic: np.ndarray,
+    blocks: list,
+    eps: float,
+    rng: np.random.Generator,
+    *,
+    f0: float | None = None,
+    dtype: np.dtype | None = None,
+    seed: int = 0,
+) -> DirectionProbes:
+    """One Gaussian direction supported on each block of flat indices of x (a row, a column).
+
+    A block whose numeric and analytic directional derivatives disagree holds a wrong entry; the
+    cost is two calls of f per block, whatever the block's size. Only the block's entries are
+    touched (saved and restored bit for bit), so a probe costs O(block), not O(x).
     """
     if f0 is None:
         f0 = float(f(x))
     noise_f = loss_noise(f0, dtype or x.dtype)
     a = np.asarray(analytic, dtype=np.float64).reshape(-1)
-    saved = x.copy()
-    base = saved.astype(np.float64).reshape(x.shape)
-    h = eps * max(1.0, float(np.sqrt(np.mean(base**2))))
-    an = np.empty(count)
-    nu = np.empty(count)
-    noise = np.empty(count)
-    try:
-        for j in range(count):
-            d = rng.standard_normal(x.shape)
-            d /= np.linalg.norm(d)
-            x[...] = base + h * d
-            dp = (x.astype(np.float64) - base).reshape(-1)
+    flat = x.reshape(-1) if x.flags.c_contiguous else None  # a view writes through; .flat is slower
+    out = _Quotients(len(blocks))
+    for j, idx in enumerate(blocks):
+        view = flat if flat is not None else x.flat
+        orig = np.array(view[idx])
+        base = orig.astype(np.float64)
+        g = rng.standard_normal(len(idx)) * np.maximum(1.0, np.abs(base)) * eps
+        try:
+            view[idx] = base + g
+            up = np.asarray(view[idx], dtype=np.float64) - base
             fp = float(f(x))
-            x[...] = base - h * d
-            dm = (base - x.astype(np.float64)).reshape(-1)
+            view[idx] = base - g
+            down = base - np.asarray(view[idx], dtype=np.float64)
             fm = float(f(x))
-            np.copyto(x, saved)
-            step = dp + dm  # the actual (rounded) displacement between the two probes
-            norm = float(np.linalg.norm(step))
-            an[j] = float(a @ step) / norm
-            nu[j] = (fp - fm) / norm
-            noise[j] = 2.0 * noise_f / norm
-    finally:
-        np.copyto(x, saved)
-    return DirectionProbes(an, nu, noise, seed, 2 * count)
+        finally:
+            view[idx] = orig
+        step = up + down
+        out.add(j, fp, fm, f0, float(a[idx] @ step), float(np.linalg.norm(step)), noise_f)
+    return out.result(seed)
+
+
+class _Quotients:
+    """Accumulates directional probes: differences of f divided by the length of the displacement."""
+
+    def __init__(self, count: int):
+        self.an, self.nu, self.noise = np.zeros(count), np.zeros(count), np.zeros(count)
+        self.plus, self.minus = np.zeros(count), np.zeros(count)
+
+    def add(self, j: int, fp: float, fm: float, f0: float, a_dot_step: float, norm: float, noise_f: float):
+        if norm == 0.0:  # every entry of the block rounds back to itself: nothing was probed
+            return
+        half = norm / 2.0
+        self.an[j] = a_dot_step / norm
+        self.nu[j] = (fp - fm) / norm
+        self.plus[j] = (fp - f0) / half
+        self.minus[j] = (f0 - fm) / half
+        self.noise[j] = 2.0 * noise_f / norm
+
+    def result(self, seed: int) -> DirectionProbes:
+        return DirectionProbes(self.an, self.nu, self.noise, seed, 2 * len(self.an), self.plus, self.minus)
+
+
+class NotComplex(Exception):
+    """The code does not carry a complex step through its loss (reason in the message)."""
+
+
+def complex_entries(
+    f: Callable[[], complex],
+    x: np.ndarray,
+    indices: np.ndarray,
+    *,
+    f0: float,
+    h: float = 1e-20,
+) -> EntryProbes:
+    """Complex-step derivatives Im f(x + i h e_k) / h: no difference of nearby values, so exact to
+    rounding whatever h (no step to tune, no cancellation).
+
+    ``x`` is a complex array that ``f`` reads (the caller swaps it in for the real parameter);
+    ``f()`` returns the loss as the code returned it. Raises ``NotComplex`` when a value comes back
+    without an imaginary part, with a non-finite one, or with a real part that is not f0.
+    """
+    indices = np.asarray(indices, dtype=np.intp)
+    k = len(indices)
+    central = np.empty(k)
+    flat = x.reshape(-1) if x.flags.c_contiguous else x.flat
+    tol_real = loss_noise(f0, np.dtype(np.float64))
+    for j, i in enumerate(indices):
+        orig = flat[i]
+        step = h * max(1.0, abs(orig.real))
+        try:
+            flat[i] = orig + 1j * step
+            value = f()
+        finally:
+            flat[i] = orig
+        central[j] = _imaginary(value, f0, tol_real) / step
+    noise = ROUNDING_ULPS * float(np.finfo(np.float64).eps) * np.abs(central)
+    return EntryProbes(indices, central, central.copy(), central.copy(), noise, f0, k)
+
+
+def _imaginary(value, f0: float, tol_real: float) -> float:
+    arr = np.asarray(value)
+    if arr.size != 1 or not np.iscomplexobj(arr):
+        raise NotComplex(f"the loss came back as {arr.dtype} for complex parameters (a float() or a cast drops "
+                         "the imaginary part)")
+    v = complex(arr.reshape(-1)[0])
+    if not np.isfinite(v.imag) or not np.isfinite(v.real):
+        raise NotComplex("the loss came back with a non-finite imaginary part")
+    if abs(v.real - f0) > tol_real:
+        raise NotComplex(f"the loss's real part changed under a complex step ({v.real!r} vs {f0!r}): the code "
+                         "does not treat complex numbers as analytic (abs, a comparison, a cast?)")
+    return v.imag
