@@ -627,7 +627,7 @@ class CodeBinding(Binding):
                     items = None
                 if items is None or len(items) != len(call.returns):
                     got = f"{len(items)} values" if items is not None else type(value).__name__
-                    raise UserCodeError(f"{what} returned {got}; code {call.key}.returns names "
+                    raise UserCodeError(f"{what} returned {got}; {call.key}.returns names "
                                         f"{len(call.returns)}", where, kind="contract")
                 for n, v in zip(call.returns, items):
                     if n != "_":

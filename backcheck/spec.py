@@ -526,6 +526,10 @@ def _code(sec: _Section, layers: tuple[LayerSpec, ...]) -> CodeSpec:
     elif needs_grads:
         sec.require("grads")
     calls.check_names(chain is not None)
+    if sec.has("gradient_of") and sec.get("gradient_of", str, choices=("mean", "sum")) == "sum" \
+            and _per_example(sec) is not False:
+        sec.fail("gradient_of", "gradient_of: sum is for code that takes the whole batch; with per_example "
+                                "backcheck averages the examples' gradients itself")
     return CodeSpec(
         resolved.resolve(),
         sec.get("layout", str, default="rows", choices=LAYOUTS),

@@ -125,3 +125,9 @@ def test_root_must_contain_the_file(tmp_path):
     (tmp_path / "other").mkdir()
     msg = _err(tmp_path, "  root: other\n  params: {W: 'W{k}', b: 'b{k}'}\n  loss: loss\n  gradients: grads\n")
     assert "code.root: the folder other does not contain code.file code.py" in msg
+
+
+def test_gradient_of_sum_needs_the_whole_batch(tmp_path):
+    msg = _err(tmp_path, "  per_example: true\n  gradient_of: sum\n  params: {W: 'W{k}', b: 'b{k}'}\n"
+                         "  loss: loss\n  gradients: grads\n")
+    assert msg.startswith("model.yaml:12:16: code.gradient_of: gradient_of: sum is for code that takes the whole")

@@ -1,0 +1,133 @@
+"""Binding behaviour that the samples do not pin: reseeding, numpy patches, gradient_of: sum,
+package roots, import: definitions, a fixed learning rate, 1-D examples with integer labels."""
+
+import textwrap
+
+from backcheck.runner import verify
+
+NET = """network:
+  input: 3
+  layers:
+    - {units: 4, activation: tanh}
+    - {units: 2, activation: softmax}
+  loss: cross_entropy
+data:
+  random: {}
+"""
+
+MLP = """
+import numpy as np
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+def forward(p, X):
+    h = np.tanh(X @ p["W1"] + p["b1"])
+    return h, softmax(h @ p["W2"] + p["b2"])
+
+def loss(p, X, Y):
+    _, P = forward(p, X)
+    return -np.sum(Y * np.log(P)) / len(X)
+
+def grads(p, X, Y, scale=None):
+    h, P = forward(p, X)
+    n = len(X) if scale is None else scale
+    d2 = (P - Y) / n
+    d1 = (d2 @ p["W2"].T) * (1 - h ** 2)
+    return {"W1": X.T @ d1, "b1": d1.sum(0), "W2": h.T @ d2, "b2": d2.sum(0)}
+"""
+
+FUNCS = "code:\n  file: net.py\n  params: {W: 'W{k}', b: 'b{k}'}\n  loss: loss\n  gradients: grads\n"
+
+
+def _run(tmp_path, code: str, yaml_text: str, files=None):
+    (tmp_path / "net.py").write_text(textwrap.dedent(code))
+    for name, text in (files or {}).items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    (tmp_path / "model.yaml").write_text(yaml_text)
+    return verify(tmp_path / "model.yaml", isolate=False).to_json()
+
+
+def test_dropout_masks_repeat_because_numpy_is_reseeded_before_every_call(tmp_path):
+    code = MLP + """
+def dropout_loss(p, X, Y):
+    mask = np.random.rand(*X.shape) > 0.3
+    return loss(p, X * mask / 0.7, Y)
+
+def dropout_grads(p, X, Y):
+    mask = np.random.rand(*X.shape) > 0.3
+    return grads(p, X * mask / 0.7, Y)
+"""
+    j = _run(tmp_path, code, NET + FUNCS.replace("loss: loss", "loss: dropout_loss")
+             .replace("gradients: grads", "gradients: dropout_grads"))
+    assert j["exit_code"] == 0, j
+
+
+def test_numpy_replaced_by_an_import_is_a_warning(tmp_path):
+    import numpy as np
+
+    code = MLP + "\n_orig = np.dot\nnp.dot = lambda a, b, out=None: _orig(a, b)\n"
+    original = np.dot
+    try:
+        j = _run(tmp_path, code, NET + FUNCS)
+    finally:
+        np.dot = original  # the test process keeps a clean numpy
+    assert j["exit_code"] == 0
+    warning = next(w for w in j["warnings"] if w["id"] == "numpy/patched")
+    assert "numpy.dot" in warning["message"]
+
+
+def test_gradient_of_sum_turns_the_batch_sum_into_a_note(tmp_path):
+    code = MLP + "\ndef summed(p, X, Y):\n    return grads(p, X, Y, scale=1)\n"
+    plain = _run(tmp_path, code, NET + FUNCS.replace("gradients: grads", "gradients: summed"))
+    assert [f["id"] for f in plain["findings"]] == ["scale/batch-sum"]
+    j = _run(tmp_path, code, NET + FUNCS.replace("gradients: grads", "gradients: summed")
+             + "  gradient_of: sum\n")
+    assert j["exit_code"] == 0 and not j["findings"]
+    assert any(n.startswith("gradient_of: sum") for n in j["notes"])
+
+
+def test_root_folder_makes_a_namespace_package_importable(tmp_path):
+    files = {"lib/nets/__init__.py": "", "lib/nets/mlp.py": "from .maths import *\n",
+             "lib/nets/maths.py": MLP}
+    yaml_text = NET + FUNCS.replace("file: net.py", "file: lib/nets/mlp.py\n  root: lib")
+    j = _run(tmp_path, "", yaml_text, files)
+    assert j["exit_code"] == 0, j["error"]
+
+
+def test_import_definitions_skips_a_training_loop(tmp_path):
+    code = MLP + "\nwhile True:\n    pass\n"
+    j = _run(tmp_path, code, NET + FUNCS + "  import: definitions\n")
+    assert j["exit_code"] == 0, j["error"]
+    assert any("import: definitions ran net.py without the statements at line(s)" in n for n in j["notes"])
+
+
+def test_step_with_the_code_s_own_fixed_rate(tmp_path):
+    code = MLP + "\nLR = 0.05\n\ndef step(p, X, Y):\n    for k, g in grads(p, X, Y).items():\n" \
+                 "        p[k] -= LR * g\n"
+    yaml_text = NET + FUNCS.replace("gradients: grads", "step: {call: step, args: [$params, $X, $Y], lr: 0.05}")
+    assert _run(tmp_path, code, yaml_text)["exit_code"] == 0
+
+
+def test_vector_examples_with_integer_labels(tmp_path):
+    code = MLP + """
+def one_loss(p, x, label):
+    return loss(p, x[None, :], np.eye(2)[[label]])
+
+def one_grads(p, x, label):
+    return grads(p, x[None, :], np.eye(2)[[label]])
+"""
+    yaml_text = NET + FUNCS.replace("loss: loss", "loss: one_loss").replace("gradients: grads", "gradients: one_grads") \
+        + "  per_example: vector\n  targets: labels\n"
+    j = _run(tmp_path, code, yaml_text)
+    assert j["exit_code"] == 0, j
+
+
+def test_a_wrong_returns_length_is_a_contract_error(tmp_path):
+    yaml_text = NET + FUNCS.replace("gradients: grads", "gradients: {call: grads, returns: [a, b]}\n"
+                                                        "  grads: {W: '$a', b: '$b'}")
+    j = _run(tmp_path, MLP, yaml_text)
+    assert j["exit_code"] == 3 and j["error"]["kind"] == "contract"
+    assert "returned 4 values; code.gradients.returns names 2" in j["error"]["message"]
