@@ -240,6 +240,12 @@ class Binding:
     def uses_step(self) -> bool:
         return self.code.step is not None
 
+    @property
+    def step_name(self) -> str:
+        """The call a step's gradients are read from, for messages."""
+        chain = getattr(self.code, "chain", None)
+        return f"{chain.backward}" if chain is not None else f"{self.code.step}"
+
     def loss_value(self, value, what: str) -> float:
         if isinstance(value, (np.floating, np.ndarray)) and np.asarray(value).dtype in (np.float32, np.float16):
             self.loss_dtype = np.dtype(np.float32)
@@ -492,6 +498,16 @@ class CodeBinding(Binding):
         self.fixed_lr = self._fixed_lr()
         self.canonical = None  # (X, Y) in backcheck's layout, for loss: spec
         self.orient = None
+        if code.spec_loss:
+            self.notes.append("loss: spec: the numeric gradient runs through network: at the code's parameters "
+                              "(the code has no loss function of its own)")
+        if code.per_example != "batch":
+            self.notes.append(f"per_example: the code is called once per example"
+                              f"{' (1-D arrays)' if code.per_example == 'vector' else ''}; its gradients are "
+                              "averaged over the batch")
+        if self.fixed_lr:
+            self.notes.append(f"the step's learning rate is the code's own {self.fixed_lr:g}: gradients are read "
+                              "at that rate only")
 
     # -- set-up helpers
     def _init_args(self, call) -> tuple:

@@ -66,10 +66,12 @@ def analytic_gradient(binding: Binding, precision: Precision) -> Analytic:
     """Call the code's gradients (or read them off two plain-SGD steps)."""
     if not binding.uses_step:
         return Analytic(binding.analytic())
+    if getattr(binding, "fixed_lr", None):  # the code's own rate: one read, nothing to extrapolate
+        return Analytic(binding.step_gradient(binding.fixed_lr))
     lr1, lr2 = STEP_RATES if precision.dtype == "float64" else (1e-2, 1e-1)
     g1, g2 = binding.step_gradient(lr1), binding.step_gradient(lr2)
     out = Analytic({s: g1[s] - lr1 * (g2[s] - g1[s]) / (lr2 - lr1) for s in g1})  # extrapolated to lr -> 0
-    out.notes.append(f"gradients read from {binding.code.step}() as (before - after) / lr at lr = {lr1:g} and "
+    out.notes.append(f"gradients read from {binding.step_name}() as (before - after) / lr at lr = {lr1:g} and "
                      f"{lr2:g}, extrapolated to lr -> 0")
     arrays = binding.arrays()
     moved = set()
@@ -84,7 +86,7 @@ def analytic_gradient(binding: Binding, precision: Precision) -> Analytic:
     top = len(binding.code.params)
     if top in moved:
         raise UserCodeError(
-            f"{binding.code.step}() is not plain SGD: the update of the output layer is not lr times a fixed "
+            f"{binding.step_name}() is not plain SGD: the update of the output layer is not lr times a fixed "
             "gradient (momentum, Adam or a schedule?); backcheck reads gradients from plain SGD steps only. "
             "Bind gradients: instead", binding.code.file.name, kind="contract")
     k = max(moved) + 1
