@@ -327,7 +327,7 @@ def _timed_out(config: Config, shown: str, phase: str) -> CheckResult:
     if phase == "import":
         msg = (f"importing {file} did not finish within {t:g} s: the file runs code when imported (a training "
                "loop?). Put the script part under `if __name__ == \"__main__\":` so that importing it only "
-               "defines functions, or raise check.timeout")
+               "defines functions, or add `import: definitions` to code: in the YAML, or raise check.timeout")
     else:
         msg = (f"the code under test did not finish within {t:g} s (check.timeout); backcheck stopped it. "
                "Is there an endless loop, or is the network too large for the time allowed?")
