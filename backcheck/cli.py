@@ -24,12 +24,18 @@ def main() -> None:
 @click.option("--inject", "inject", multiple=True, metavar="ID[@LAYER]",
               help="Plant a catalog mistake in backcheck's reference network (configs without code:).")
 @click.option("--show-output", is_flag=True, help="Let the checked code's prints through to stderr.")
-def verify(config: str, fmt: str, no_color: bool, inject: tuple, show_output: bool) -> None:
+@click.option("--exhaustive", is_flag=True,
+              help="Probe every entry of every parameter (default: parameters over 2048 entries are sampled "
+                   "and searched entry by entry only when wrong).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes probing entries at once with --exhaustive; each loads the code once.")
+def verify(config: str, fmt: str, no_color: bool, inject: tuple, show_output: bool, exhaustive: bool,
+           jobs: int) -> None:
     """Check the gradients of the code CONFIG points at, layer by layer, and name the mistake."""
     from backcheck import render
     from backcheck.runner import Options, verify as run
 
-    result = run(config, Options(inject=tuple(inject), show_output=show_output))
+    result = run(config, Options(inject=tuple(inject), show_output=show_output, exhaustive=exhaustive, jobs=jobs))
     if fmt == "json":
         click.echo(render.to_json(result))
     else:

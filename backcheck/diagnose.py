@@ -710,6 +710,20 @@ def _pattern(bad_W: np.ndarray, bad_b: np.ndarray, layout: str) -> str:
     return f"{part}: {int(bad_W.sum())} of {bad_W.size} weight entries"
 
 
+def param_pattern(bad: np.ndarray, role: str) -> str:
+    """Which entries of one parameter are wrong, in words; ``bad`` in canonical shape (W is (in, out),
+    b is (out,) or (N, out) per example)."""
+    if role == "b":
+        units = bad.any(axis=0) if bad.ndim == 2 else bad.ravel()
+        return "every entry" if units.all() else f"units {_list(np.flatnonzero(units))}"
+    text = _pattern(bad, np.zeros(bad.shape[1], dtype=bool), "rows").removeprefix("only the weights").lstrip(",: ")
+    if text.startswith("those of units "):
+        return f"units {text.removeprefix('those of units ').removesuffix(' of this layer')} (their weights from every input)"
+    if text.startswith("those from inputs "):
+        return f"inputs {text.removeprefix('those from inputs ')} (their weights to every unit)"
+    return text.replace("every weight entry", "every entry")
+
+
 def _list(ix) -> str:
     ix = [int(i) for i in ix]
     return ", ".join(map(str, ix[:8])) + (", ..." if len(ix) > 8 else "")

@@ -68,30 +68,30 @@ def probe_entries(
     indices = np.asarray(indices, dtype=np.intp)
     if f0 is None:
         f0 = float(f(x))
-    noise_f = loss_noise(f0, dtype or x.dtype)
     steps = step_sizes(x, indices, eps)
     k = len(indices)
-    central = np.empty(k)
-    plus = np.empty(k)
-    minus = np.empty(k)
-    noise = np.empty(k)
-    flat = x.flat
-    for j, (i, h) in enumerate(zip(indices, steps)):
+    fp, fm, hp, hm = np.empty(k), np.empty(k), np.empty(k), np.empty(k)
+    # A 1-d view writes through to x and indexes faster than x.flat; x.flat serves the rest.
+    flat = x.reshape(-1) if x.flags.c_contiguous else x.flat
+    for j, (i, h) in enumerate(zip(indices.tolist(), steps.tolist())):
         orig = flat[i]
+        o = float(orig)
         try:
-            flat[i] = orig + h
-            hp = float(flat[i]) - float(orig)
-            fp = float(f(x))
-            flat[i] = orig - h
-            hm = float(orig) - float(flat[i])
-            fm = float(f(x))
+            flat[i] = o + h
+            hp[j] = float(flat[i]) - o
+            fp[j] = f(x)
+            flat[i] = o - h
+            hm[j] = o - float(flat[i])
+            fm[j] = f(x)
         finally:
             flat[i] = orig
-        central[j] = (fp - fm) / (hp + hm)
-        plus[j] = (fp - f0) / hp
-        minus[j] = (f0 - fm) / hm
-        noise[j] = 2.0 * noise_f / (hp + hm)
-    return EntryProbes(indices, central, plus, minus, noise, f0, 2 * k)
+    return entry_quotients(indices, fp, fm, hp, hm, f0, loss_noise(f0, dtype or x.dtype))
+
+
+def entry_quotients(indices, fp, fm, hp, hm, f0: float, noise_f: float) -> EntryProbes:
+    """Central and one-sided quotients from the losses f(x + hp e_i), f(x - hm e_i), shapes (k,)."""
+    return EntryProbes(np.asarray(indices, dtype=np.intp), (fp - fm) / (hp + hm), (fp - f0) / hp,
+                       (f0 - fm) / hm, 2.0 * noise_f / (hp + hm), f0, 2 * len(fp))
 
 
 def richardson_entries(
@@ -109,7 +109,11 @@ def richardson_entries(
     error of ``central`` rather than only its rounding part.
     """
     fine = probe_entries(f, x, indices, eps, f0=f0, dtype=dtype)
-    coarse = probe_entries(f, x, indices, 2 * eps, f0=fine.f0, dtype=dtype)
+    return extrapolate(fine, probe_entries(f, x, indices, 2 * eps, f0=fine.f0, dtype=dtype))
+
+
+def extrapolate(fine: EntryProbes, coarse: EntryProbes) -> EntryProbes:
+    """Richardson's combination of central differences at steps h (fine) and 2h (coarse)."""
     central = (4.0 * fine.central - coarse.central) / 3.0
     truncation = np.abs(fine.central - coarse.central) / 3.0
     noise = (4.0 * fine.noise + coarse.noise) / 3.0 + truncation

@@ -30,8 +30,10 @@ def report(result: CheckResult, console: Console) -> None:
     if result.error is not None:
         _error(result, console)
         return
-    console.print(f"[bold]backcheck verify[/bold] {result.config}  ({result.method.name} differences, "
-                  f"eps {result.method.eps:g}, {result.method.dtype})")
+    m = result.method
+    mode = "" if m.mode == "default" else f", {m.mode}" + (f", {m.jobs} jobs" if m.jobs > 1 else "")
+    console.print(f"[bold]backcheck verify[/bold] {result.config}  ({m.name} differences, "
+                  f"eps {m.eps:g}, {m.dtype}{mode})")
     table = Table(show_header=True, header_style="bold", expand=False, pad_edge=False)
     for name, justify in (("layer", "left"), ("param", "left"), ("shape", "left"), ("rel err", "right"),
                           ("worst [i] analytic/numeric", "left"), ("status", "left")):
@@ -52,6 +54,12 @@ def report(result: CheckResult, console: Console) -> None:
                           f"{p.rel_error:.1e}", worst, Text(p.status + probes, style=_STYLE.get(p.status, "")))
         table.add_section()
     console.print(table)
+    for layer in result.layers:
+        for p in layer.params:
+            if p.pattern:
+                how = "estimated, " if p.estimated else ""
+                console.print(Text(f"{p.code_name}: {p.wrong_entries} of {p.size} entries wrong ({how}{p.checked} "
+                                   f"probed): {p.pattern}", style="red"))
     if origin is not None:
         console.print(Text(f"▶ origin: layer {origin}, the wrong layer closest to the loss; layers below it "
                            "may be wrong only because of it", style="red"))

@@ -54,6 +54,10 @@ class ParamResult:
     wrong_entries: int = 0
     pattern: str | None = None  # which entries are wrong, e.g. "every entry", "column 3"
     noise: float = 0.0  # estimated finite-difference error of ||n||
+    method: str = ""  # how the numeric derivatives behind the verdict were measured: central | richardson | complex
+    blocks: int = 0  # row and column probes of the search for wrong entries (sampled parameters found wrong)
+    searched: int = 0  # entries that search probed one by one (included in checked)
+    estimated: bool = False  # wrong_entries and pattern extrapolated from a sample of the search's candidates
 
     @property
     def exhaustive(self) -> bool:
@@ -74,6 +78,11 @@ class ParamResult:
             "wrong_entries": self.wrong_entries,
             "pattern": self.pattern,
             "worst": None,
+            "method": self.method or None,
+            "numeric_error": _num(self.noise),
+            "blocks": self.blocks,
+            "searched": self.searched,
+            "estimated": self.estimated,
         }
         if self.worst is not None:
             out["worst"] = {
@@ -146,9 +155,13 @@ class Method:
     name: str
     eps: float
     dtype: str
+    mode: str = "default"  # default (large parameters sampled) | exhaustive (every entry)
+    seed: int | None = None  # of the random directions and sampled entries
+    jobs: int = 1  # processes that probed entries
 
     def to_json(self) -> dict:
-        return {"name": self.name, "eps": self.eps, "dtype": self.dtype}
+        return {"name": self.name, "eps": self.eps, "dtype": self.dtype, "mode": self.mode, "seed": self.seed,
+                "jobs": self.jobs}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import traceback
@@ -18,8 +19,10 @@ from backcheck import diagnose, reference
 from backcheck.binding import ReferenceBinding, Slot, bind, canonical_shape, code_shape, load_code
 from backcheck.data import make_data
 from backcheck.errors import BackcheckError, ConfigError, InternalError, UserCodeError
-from backcheck.gradcheck import (analytic_gradient, check_param, choose_precision, match_shape,
-                                 param_orientations)
+from backcheck.gradcheck import (MAX_EXHAUSTIVE, SAMPLE_DIRECTIONS, SAMPLE_ENTRIES, analytic_gradient,
+                                 check_param, choose_precision, match_shape, param_orientations)
+from backcheck.measure import complex_step_support, measure_for
+from backcheck.parallel import Pool, PoolMeasure
 from backcheck.results import CheckResult, CheckWarning, ErrorInfo, Finding, LayerResult, Method
 from backcheck.spec import Config, load_config
 
@@ -30,6 +33,8 @@ STARTUP_GRACE = 60.0  # seconds a child may take to start and import numpy befor
 class Options:
     inject: tuple[str, ...] = ()  # catalog mistakes to plant in the reference ("id@layer")
     show_output: bool = False  # let the user's prints through to stderr
+    exhaustive: bool = False  # probe every entry of every parameter (default: large ones are sampled)
+    jobs: int = 1  # processes probing entries at once (--exhaustive); each loads the code once
 
 
 def verify(path, options: Options = Options(), *, isolate: bool = True) -> CheckResult:
@@ -119,71 +124,13 @@ def run_check(config: Config, options: Options, shown: str, progress=None) -> Ch
     net = config.network
     rng_probe = np.random.default_rng([config.check.seed, 3])
     prep = prepare(config, options, progress)
-    binding, data, orient, layout = prep.binding, prep.data, prep.orient, prep.layout
-    notes, warnings = prep.notes, prep.warnings
-
-    f0 = binding.loss()
-    precision, w = choose_precision(binding, config.check.eps, config.check.tolerance)
-    warnings += w
-    analytic = analytic_gradient(binding, precision)
-    findings = list(analytic.findings)
-    notes += analytic.notes
-    arrays = binding.arrays()
-    where = config.code.file.name if config.code else str(config.path)
-    grads = {}
-    for s in binding.slots:
-        try:
-            g, finding = match_shape(s, arrays[s], np.asarray(analytic.grads[s]), where)
-        except UserCodeError as exc:
-            # Exit 3, and the finding says which gradient could not be matched to its parameter.
-            return CheckResult(config=shown, name=config.name, findings=(Finding(
-                "shape/mismatch", s.layer, "error", f"layer {s.layer}: the gradient of {s.code_name} has the "
-                "wrong shape", exc.message, f"return a gradient of the parameter's shape {arrays[s].shape}",
-                1.0),), warnings=tuple(warnings), notes=tuple(notes),
-                error=ErrorInfo(exc.kind, exc.message, exc.where))
-        grads[s] = g
-        if finding:
-            findings.append(finding)
-
-    method = config.check.method
-    if method == "complex":
-        notes.append("check.method complex is not available for this code; used central differences")
-        method = "central"
-    results, numeric = {}, {}
-    for s in binding.slots:
-        results[s], numeric[s] = check_param(binding, s, arrays[s], grads[s], precision, f0, method, rng_probe)
-    if any(r.kinks for r in results.values()):
-        n = sum(r.kinks for r in results.values())
-        warnings.append(CheckWarning(
-            "kink/nondifferentiable",
-            f"{n} probe(s) crossed a non-differentiable point (e.g. ReLU at 0); the code's value lies between "
-            "the one-sided derivatives there, a valid subgradient, and was accepted"))
-    _check_restored(binding, arrays)
-
-    # Everything below compares against backcheck's reference network in the canonical layout.
-    params_c = _canonical_params(binding.slots, arrays, orient, net)
-    mismatch = _forward_mismatch(net, params_c, data, f0, precision)
-    if mismatch:
-        warnings.append(mismatch)
-    layers = []
-    for k in range(1, len(net.layers) + 1):
-        layer_slots = [s for s in binding.slots if s.layer == k]
-        layers.append(LayerResult(k, net.label(k), tuple(results[s] for s in layer_slots)))
-    report = diagnose.Evidence(
-        net=net, params=params_c, X=data.X, Y=data.Y, loss=f0,
-        analytic={(s.layer, s.role): orient[s].canonical_of(grads[s], canonical_shape(s, net.widths))
-                  for s in binding.slots},
-        numeric={(s.layer, s.role): orient[s].canonical_of(numeric[s], canonical_shape(s, net.widths))
-                 for s in binding.slots},
-        status={(s.layer, s.role): results[s].status for s in binding.slots},
-        tolerance=precision.tolerance, forward_matches=mismatch is None, layout=layout,
-        code_names={(s.layer, s.role): s.code_name for s in binding.slots})
-    findings = diagnose.explain(report, findings)
-    return CheckResult(
-        config=shown, name=config.name,
-        method=Method(method, precision.eps, precision.dtype),
-        layers=tuple(layers), findings=tuple(findings), warnings=tuple(warnings),
-        notes=tuple(notes + binding.notes))
+    # Workers start now, so that they load the code while this process takes the analytic gradient.
+    pool = _start_pool(config, options, prep.binding)
+    try:
+        return _check_prepared(config, options, shown, prep, pool)
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 def _canonical_params(slots, arrays, orient, net):
@@ -346,3 +293,178 @@ def _died(config: Config, shown: str, proc, phase, errors) -> CheckResult:
     return failed(shown, config.path, UserCodeError(
         f"the process running the code under test ended without a result (exit code {proc.returncode}): "
         "the code called os._exit, crashed the interpreter, or ran out of memory", file), config.name)
+
+
+# ---------------------------------------------------------------- probing every parameter
+
+
+def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared, pool) -> CheckResult:
+    """run_check after prepare(): the analytic gradient, every parameter judged, the diagnosis."""
+    net = config.network
+    binding, data, orient, layout = prep.binding, prep.data, prep.orient, prep.layout
+    notes, warnings = prep.notes, prep.warnings
+
+    f0 = binding.loss()
+    precision, w = choose_precision(binding, config.check.eps, config.check.tolerance)
+    warnings += w
+    analytic = analytic_gradient(binding, precision)
+    findings = list(analytic.findings)
+    notes += analytic.notes
+    arrays = binding.arrays()
+    where = config.code.file.name if config.code else str(config.path)
+    grads = {}
+    for s in binding.slots:
+        try:
+            g, finding = match_shape(s, arrays[s], np.asarray(analytic.grads[s]), where)
+        except UserCodeError as exc:
+            # Exit 3, and the finding says which gradient could not be matched to its parameter.
+            return CheckResult(config=shown, name=config.name, findings=(Finding(
+                "shape/mismatch", s.layer, "error", f"layer {s.layer}: the gradient of {s.code_name} has the "
+                "wrong shape", exc.message, f"return a gradient of the parameter's shape {arrays[s].shape}",
+                1.0),), warnings=tuple(warnings), notes=tuple(notes),
+                error=ErrorInfo(exc.kind, exc.message, exc.where))
+        grads[s] = g
+        if finding:
+            findings.append(finding)
+
+    measure = measure_for(binding, f0, precision.loss_dtype)
+    method, sharpen = _choose_method(config.check.method, measure, binding, grads, precision, notes)
+    if pool is not None:
+        pool.start(binding, f0, precision.loss_dtype)
+        measure = PoolMeasure(pool, measure)
+    results, numeric, bad = {}, {}, {}
+    for s in binding.slots:
+        # One generator per parameter: what is probed does not depend on the order or the mode.
+        rng = np.random.default_rng([config.check.seed, 3, s.layer, "Wb".index(s.role)])
+        checked = check_param(binding, s, arrays[s], grads[s], precision, f0, method, rng,
+                              exhaustive=options.exhaustive, measure=measure, sharpen=sharpen)
+        results[s], numeric[s], bad[s] = checked.result, checked.numeric, checked.bad
+    notes += _probe_notes(config, options, results, method, pool)
+    if any(r.kinks for r in results.values()):
+        n = sum(r.kinks for r in results.values())
+        warnings.append(CheckWarning(
+            "kink/nondifferentiable",
+            f"{n} probe(s) crossed a non-differentiable point (e.g. ReLU at 0); the code's value lies between "
+            "the one-sided derivatives there, a valid subgradient, and was accepted"))
+    _check_restored(binding, arrays)
+
+    # Everything below compares against backcheck's reference network in the canonical layout.
+    params_c = _canonical_params(binding.slots, arrays, orient, net)
+    mismatch = _forward_mismatch(net, params_c, data, f0, precision)
+    if mismatch:
+        warnings.append(mismatch)
+    layers = []
+    for k in range(1, len(net.layers) + 1):
+        layer_slots = [s for s in binding.slots if s.layer == k]
+        layers.append(LayerResult(k, net.label(k), tuple(_with_pattern(results[s], s, bad[s], orient[s], net)
+                                                         for s in layer_slots)))
+    report = diagnose.Evidence(
+        net=net, params=params_c, X=data.X, Y=data.Y, loss=f0,
+        analytic={(s.layer, s.role): orient[s].canonical_of(grads[s], canonical_shape(s, net.widths))
+                  for s in binding.slots},
+        numeric={(s.layer, s.role): orient[s].canonical_of(numeric[s], canonical_shape(s, net.widths))
+                 for s in binding.slots},
+        status={(s.layer, s.role): results[s].status for s in binding.slots},
+        tolerance=precision.tolerance, forward_matches=mismatch is None, layout=layout,
+        code_names={(s.layer, s.role): s.code_name for s in binding.slots})
+    findings = diagnose.explain(report, findings)
+    return CheckResult(
+        config=shown, name=config.name,
+        method=Method(method, precision.eps, precision.dtype, "exhaustive" if options.exhaustive else "default",
+                      config.check.seed, pool.jobs if pool is not None else 1),
+        layers=tuple(layers), findings=tuple(findings), warnings=tuple(warnings),
+        notes=tuple(notes + binding.notes))
+
+
+
+def _start_pool(config: Config, options: Options, binding):
+    """Worker processes for --exhaustive --jobs N; None when this process does all the work.
+    The reference network (no code:) is probed in one stacked pass and needs no workers."""
+    if not options.exhaustive or options.jobs <= 1 or isinstance(binding, ReferenceBinding):
+        return None
+    return Pool(options.jobs, (config, options), options.show_output)
+
+
+def _choose_method(asked: str, measure, binding, grads, precision, notes: list):
+    """The method the entries are measured with, and the one that re-measures a borderline verdict.
+
+    Complex step is tried only when asked for or when a verdict is borderline (found out lazily):
+    it runs the code on complex arrays, which most codes never see."""
+    def complex_support():
+        if precision.dtype != "float64":
+            return "complex step needs float64 arithmetic and the code computes in float32"
+        return complex_step_support(measure, binding, grads, precision.tolerance, precision.eps)
+
+    if asked == "complex":
+        why = complex_support()
+        if why is None:
+            notes.append("check.method complex: complex-step derivatives, exact to rounding; entries that disagree "
+                         "are re-measured with central differences, which see kinks")
+            return "complex", None
+        notes.append(f"check.method complex is not available for this code: {why}; used central differences")
+        return "central", "richardson"
+    cached = []
+
+    def best() -> str:
+        if not cached:
+            why = complex_support()
+            cached.append("complex" if why is None else "richardson" if asked == "central" else None)
+            notes.append("a borderline verdict was re-measured with "
+                         + ("complex-step derivatives" if why is None else
+                            f"Richardson extrapolation (complex step: {why})"))
+        return cached[0]
+    return asked, best
+
+
+def _with_pattern(result, slot: Slot, bad, orient, net):
+    """The wrong entries of a wrong parameter, in words (canonical orientation: W is (in, out))."""
+    if result.status != "wrong" or not bad.any():
+        return result
+    canon = orient.canonical_of(bad, canonical_shape(slot, net.widths)) > 0.5
+    text = diagnose.param_pattern(canon, slot.role)
+    if result.estimated:
+        text += f" (estimated from {result.searched} sampled entries)"
+    return dataclasses.replace(result, pattern=text)
+
+
+def _probe_notes(config: Config, options: Options, results: dict, method: str, pool) -> list:
+    """What was probed, for the report."""
+    notes = []
+    sampled = [r for r in results.values() if r.directions]
+    if sampled:
+        notes.append(
+            f"default mode: parameters over {MAX_EXHAUSTIVE} entries ({', '.join(r.code_name for r in sampled)}) "
+            f"were judged from {SAMPLE_ENTRIES} stratified entries and {SAMPLE_DIRECTIONS} random directions "
+            f"(Gaussian, seed {config.check.seed}); a wrong one is searched for its wrong entries by row and "
+            "column probes. --exhaustive probes every entry")
+    if method == "richardson":
+        notes.append("richardson: estimated error of each numeric gradient (norm): " + ", ".join(
+            f"{r.code_name} {r.noise / 3:.1e}" for r in results.values()))
+    if options.jobs > 1 and pool is None:
+        notes.append("--jobs applies to --exhaustive checks of code (the reference network is probed in one "
+                     "vectorised pass)")
+    elif pool is not None and pool.retired:
+        notes.append(f"{pool.retired} worker(s) did not reproduce this process's loss bit for bit "
+                     "(nondeterministic code?) and were not used")
+    return notes
+
+
+def worker_main() -> None:
+    """A --jobs worker (see backcheck.parallel): load the code once, then probe what it is sent."""
+    import sys
+
+    from backcheck import parallel
+
+    inbox = sys.stdin.buffer
+    wire = os.fdopen(os.dup(1), "wb")
+    _, (config, options), parent = parallel.recv(inbox)
+    parallel.die_with_parent(parent)
+    target = os.open(os.devnull, os.O_WRONLY) if not options.show_output else 2
+    os.dup2(target, 1)
+    if not options.show_output:
+        os.dup2(target, 2)
+    try:
+        prep = prepare(config, options)
+    except Exception:  # noqa: BLE001 - the parent meets the same failure itself and reports it
+        return
+    parallel.serve(prep.binding, inbox, wire)
