@@ -107,6 +107,7 @@ class Pool:
     def close(self) -> None:
         for w in self.workers:
             w.close()
+        self.workers = []
 
     @property
     def jobs(self) -> int:

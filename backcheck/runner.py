@@ -27,6 +27,7 @@ from backcheck.results import CheckResult, CheckWarning, ErrorInfo, Finding, Lay
 from backcheck.spec import Config, load_config
 
 STARTUP_GRACE = 60.0  # seconds a child may take to start and import numpy before the timeout runs
+POOL_MIN_SECONDS = 1.0  # --jobs: below this much serial probing, a worker's start-up costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,9 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
     binding, data, orient, layout = prep.binding, prep.data, prep.orient, prep.layout
     notes, warnings = prep.notes, prep.warnings
 
+    started = time.perf_counter()
     f0 = binding.loss()
+    call_seconds = time.perf_counter() - started
     precision, w = choose_precision(binding, config.check.eps, config.check.tolerance)
     warnings += w
     analytic = analytic_gradient(binding, precision)
@@ -330,8 +333,15 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
     measure = measure_for(binding, f0, precision.loss_dtype)
     method, sharpen = _choose_method(config.check.method, measure, binding, grads, precision, notes)
     if pool is not None:
-        pool.start(binding, f0, precision.loss_dtype)
-        measure = PoolMeasure(pool, measure)
+        serial = 2 * sum(a.size for a in arrays.values()) * call_seconds
+        if serial < POOL_MIN_SECONDS:  # less work than starting a worker costs: keep it here
+            notes.append(f"--jobs {pool.jobs}: the check takes about {serial:.1g} s in one process, less than "
+                         "starting workers; no workers were used")
+            pool.close()
+            pool = None
+        else:
+            pool.start(binding, f0, precision.loss_dtype)
+            measure = PoolMeasure(pool, measure)
     results, numeric, bad = {}, {}, {}
     for s in binding.slots:
         # One generator per parameter: what is probed does not depend on the order or the mode.
@@ -339,7 +349,7 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
         checked = check_param(binding, s, arrays[s], grads[s], precision, f0, method, rng,
                               exhaustive=options.exhaustive, measure=measure, sharpen=sharpen)
         results[s], numeric[s], bad[s] = checked.result, checked.numeric, checked.bad
-    notes += _probe_notes(config, options, results, method, pool)
+    notes += _probe_notes(config, options, results, method, pool, binding)
     if any(r.kinks for r in results.values()):
         n = sum(r.kinks for r in results.values())
         warnings.append(CheckWarning(
@@ -427,7 +437,7 @@ def _with_pattern(result, slot: Slot, bad, orient, net):
     return dataclasses.replace(result, pattern=text)
 
 
-def _probe_notes(config: Config, options: Options, results: dict, method: str, pool) -> list:
+def _probe_notes(config: Config, options: Options, results: dict, method: str, pool, binding) -> list:
     """What was probed, for the report."""
     notes = []
     sampled = [r for r in results.values() if r.directions]
@@ -440,9 +450,10 @@ def _probe_notes(config: Config, options: Options, results: dict, method: str, p
     if method == "richardson":
         notes.append("richardson: estimated error of each numeric gradient (norm): " + ", ".join(
             f"{r.code_name} {r.noise / 3:.1e}" for r in results.values()))
-    if options.jobs > 1 and pool is None:
-        notes.append("--jobs applies to --exhaustive checks of code (the reference network is probed in one "
-                     "vectorised pass)")
+    if options.jobs > 1 and not options.exhaustive:
+        notes.append("--jobs applies to --exhaustive checks; the default mode makes too few loss calls to share")
+    elif options.jobs > 1 and isinstance(binding, ReferenceBinding):
+        notes.append("--jobs: the reference network is probed in one vectorised pass, without workers")
     elif pool is not None and pool.retired:
         notes.append(f"{pool.retired} worker(s) did not reproduce this process's loss bit for bit "
                      "(nondeterministic code?) and were not used")
