@@ -11,6 +11,7 @@ value between them is a valid subgradient.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -138,6 +139,7 @@ class DirectionProbes:
     calls: int
     plus: np.ndarray | None = None
     minus: np.ndarray | None = None
+    seeds: np.ndarray | None = None  # (k,) each direction's own seed: the same direction can be probed again
 
 
 def probe_directions(
@@ -151,8 +153,12 @@ def probe_directions(
     f0: float | None = None,
     dtype: np.dtype | None = None,
     seed: int = 0,
+    seeds: np.ndarray | None = None,
 ) -> DirectionProbes:
     """Compare a . d with the numeric directional derivative along ``count`` Gaussian directions.
+
+    Direction j is drawn from its own generator seeded by ``seeds[j]`` (drawn from ``rng`` unless
+    given), so passing the returned seeds probes the same directions again, e.g. at another eps.
 
     Each entry of d is N(0, 1) times the entry's relative step eps * max(1, |x_i|), so every entry
     moves about as far as in a single-entry probe. ``analytic`` has x's size (any shape). x is
@@ -169,10 +175,13 @@ def probe_directions(
     g = np.empty(x.shape)
     up = np.empty(x.shape)
     down = np.empty(x.shape)
+    if seeds is None:
+        seeds = rng.integers(0, 2**63 - 1, size=count)
+    count = len(seeds)
     out = _Quotients(count)
     try:
         for j in range(count):
-            rng.standard_normal(out=g)
+            np.random.default_rng(int(seeds[j])).standard_normal(out=g)
             g *= scale
             np.add(base, g, out=x, casting="unsafe")
             np.subtract(x, base, out=up)  # the displacement actually taken
@@ -185,7 +194,7 @@ def probe_directions(
             out.add(j, fp, fm, f0, float(np.vdot(a, up)), float(np.linalg.norm(up)), noise_f)
     finally:
         np.copyto(x, saved)
-    return out.result(seed)
+    return dataclasses.replace(out.result(seed), seeds=np.asarray(seeds))
 
 
 def probe_blocks(

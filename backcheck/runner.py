@@ -354,8 +354,8 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
         n = sum(r.kinks for r in results.values())
         warnings.append(CheckWarning(
             "kink/nondifferentiable",
-            f"{n} probe(s) crossed a non-differentiable point (e.g. ReLU at 0); the code's value lies between "
-            "the one-sided derivatives there, a valid subgradient, and was accepted"))
+            f"{n} probe(s) crossed or started on a non-differentiable point (e.g. ReLU at 0); the one-sided "
+            "derivatives differ there and the code's value was accepted as a subgradient"))
     _check_restored(binding, arrays)
 
     # Everything below compares against backcheck's reference network in the canonical layout.

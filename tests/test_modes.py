@@ -219,3 +219,18 @@ def test_reference_check_uses_the_stacked_pass_exhaustively():
     j = run_guarded(config, Options(exhaustive=True), "ref.yaml").to_json()
     assert j["exit_code"] == 0
     assert all(p["checked"] == p["size"] for p in params_of(j).values())
+
+
+def test_relu_units_that_start_on_their_kink_do_not_cry_wolf(tmp_path):
+    # Zero weights into units 0-3 and zero biases: those units sit at z = 0 for every example, so
+    # every random direction crosses their kinks with both signs at once.
+    path = program(tmp_path, 300, 8, act="relu")
+    code = (tmp_path / "mlp.py").read_text()
+    code += ("\n\ndef init_zero(seed=0):\n    params = init_params(seed)\n    params['W1'][:, :4] = 0.0\n"
+             "    params['b1'][:] = 0.0\n    return params\n")
+    (tmp_path / "mlp.py").write_text(code)
+    path.write_text(path.read_text().replace("init: init_params", "init: init_zero"))
+    j = verify(path, isolate=False).to_json()
+    assert j["exit_code"] == 0, params_of(j)
+    j = verify(path, Options(exhaustive=True), isolate=False).to_json()
+    assert j["exit_code"] == 0, params_of(j)
