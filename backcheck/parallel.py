@@ -80,6 +80,10 @@ class Worker:
         return value
 
     def close(self) -> None:
+        if self.ready is None:  # never used, maybe still loading the code: no need to wait for it
+            self.proc.kill()
+            self.proc.wait()
+            return
         try:
             send(self.proc.stdin, ("stop",))
             self.proc.stdin.close()
