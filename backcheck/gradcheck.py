@@ -363,9 +363,9 @@ def _search(binding, measure, slot, x, a, precision, f0, method, rng) -> _Search
     A 1-d parameter is laid out as a grid of about sqrt(size) blocks for this.
     """
     size = x.size
-    if x.ndim >= 2:
+    if x.ndim >= 2 and min(x.shape[0], size // x.shape[0]) > 1:
         rows, cols = x.shape[0], size // x.shape[0]
-    else:
+    else:  # a vector (or a one-row matrix): a grid of about sqrt(size) blocks
         cols = int(np.ceil(np.sqrt(size)))
         rows = -(-size // cols)
     grid = np.arange(rows * cols).reshape(rows, cols)

@@ -121,20 +121,48 @@ def student_module(path: Path):
 
 class Outcome:
     def __init__(self, seconds: float, caught: bool | None = None, where: str = "", loss_time: float = 0.0,
-                 calls: int = 0):
+                 calls: int = 0, binding_time: float = 0.0):
         self.seconds, self.caught, self.where, self.loss_time, self.calls = seconds, caught, where, loss_time, calls
+        self.binding_time = binding_time
+
+
+class BindingClock:
+    """Time spent inside the bindings' loss() (which includes the code's loss), during one run."""
+
+    def __init__(self):
+        import backcheck.binding as b
+
+        self.seconds = 0.0
+        self.saved = [(cls, cls.loss) for cls in vars(b).values()
+                      if isinstance(cls, type) and issubclass(cls, b.Binding) and "loss" in vars(cls)]
+
+    def __enter__(self):
+        for cls, loss in self.saved:
+            def timed(binding, _loss=loss):
+                start = time.perf_counter()
+                try:
+                    return _loss(binding)
+                finally:
+                    self.seconds += time.perf_counter() - start
+            cls.loss = timed
+        return self
+
+    def __exit__(self, *exc):
+        for cls, loss in self.saved:
+            cls.loss = loss
 
 
 def run_backcheck(path: Path, options: Options) -> Outcome:
     start = time.perf_counter()
-    result = verify(path, options, isolate=False)
+    with BindingClock() as clock:
+        result = verify(path, options, isolate=False)
     seconds = time.perf_counter() - start
     if result.error is not None:
         raise RuntimeError(result.error)
     module = student_module(path)
     wrong = [p for layer in result.layers for p in layer.params if p.status == "wrong"]
     where = "; ".join(f"{p.code_name}: {p.wrong_entries}/{p.size} entries ({p.pattern})" for p in wrong)
-    out = Outcome(seconds, not result.ok, where, module.LOSS_TIME[0], module.LOSS_TIME[1])
+    out = Outcome(seconds, not result.ok, where, module.LOSS_TIME[0], module.LOSS_TIME[1], clock.seconds)
     module.LOSS_TIME[:] = [0.0, 0]
     return out
 
@@ -333,8 +361,8 @@ def print_times(rows: list, have_torch: bool) -> None:
         ex = r.get("exhaustive, 1 job")
         if ex is not None and ex.loss_time:
             over = f"{(ex.seconds - ex.loss_time) / ex.loss_time:.0%}"
-            binding = ex.calls * (r["through"] - r["bare"])
-            probing = ex.seconds - ex.loss_time - binding
+            binding = ex.binding_time - ex.loss_time
+            probing = ex.seconds - ex.binding_time
             shares = f"{binding / ex.loss_time:.0%} | {probing / ex.loss_time:.0%}"
             calls = f"{r['default'].calls:,} / {ex.calls:,}"
         else:
