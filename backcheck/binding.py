@@ -50,15 +50,18 @@ class Caller:
         self.path = path
         self.seed = seed
 
-    def __call__(self, fn, *args, what: str, **kwargs):
+    def __call__(self, fn, *args, what, **kwargs):
+        """``what`` names the call in messages: a string, or a function making it (only on errors)."""
         np.random.seed(self.seed)
         try:
             return fn(*args, **kwargs)
         except (KeyboardInterrupt, SystemExit) as exc:
+            what = what() if callable(what) else what
             if isinstance(exc, SystemExit):
                 raise UserCodeError(f"{what} called sys.exit({exc.code})", self.path.name) from None
             raise
         except Exception as exc:  # noqa: BLE001
+            what = what() if callable(what) else what
             raise UserCodeError(f"{what} raised {_describe(exc)}", _user_where(exc, self.path)) from None
 
 
@@ -628,8 +631,10 @@ class CodeBinding(Binding):
                 except (AttributeError, KeyError, IndexError, TypeError) as exc:
                     raise UserCodeError(f"cannot write the learning rate at {text} ({_describe(exc)})",
                                         where, kind="contract") from None
-        shown = ", ".join([_text(a) for a in arg_exprs] + [f"{k}={_text(v)}" for k, v in call.kwargs])
-        what = f"{call.name}({shown})"
+        def what() -> str:
+            shown = ", ".join([_text(a) for a in arg_exprs] + [f"{k}={_text(v)}" for k, v in call.kwargs])
+            return f"{call.name}({shown})"
+
         value = self.call(fn, *args, what=what, **kwargs)
         if call.result is not None:
             value = evaluate(call.result, scope, where)
@@ -643,7 +648,7 @@ class CodeBinding(Binding):
                     items = None
                 if items is None or len(items) != len(call.returns):
                     got = f"{len(items)} values" if items is not None else type(value).__name__
-                    raise UserCodeError(f"{what} returned {got}; {call.key}.returns names "
+                    raise UserCodeError(f"{what()} returned {got}; {call.key}.returns names "
                                         f"{len(call.returns)}", where, kind="contract")
                 for n, v in zip(call.returns, items):
                     if n != "_":
@@ -651,11 +656,21 @@ class CodeBinding(Binding):
         return value
 
     # -- the data, per batch or per example
+    def _fresh(self):
+        """The batch for one call: buffers refilled from the data, so code that changes its inputs in
+        place cannot change the data of the next call (reused buffers stay in cache: cheaper than a copy)."""
+        if getattr(self, "_buffers", None) is None or self._buffers[0].shape != self.X.shape:
+            self._buffers = (self.X.copy(), self.Y.copy())
+        X, Y = self._buffers
+        np.copyto(X, self.X)
+        np.copyto(Y, self.Y)
+        return X, Y
+
     def _examples(self):
         """(x, y) per call: the whole batch, or one example at a time."""
         mode, X, Y = self.code.per_example, self.X, self.Y
         if mode == "batch":
-            yield X, Y
+            yield self._fresh()
             return
         columns = self.code.layout == "columns"
         n = X.shape[1] if columns else X.shape[0]
@@ -669,11 +684,9 @@ class CodeBinding(Binding):
             yield x.copy(), (y.copy() if isinstance(y, np.ndarray) else y)
 
     def _scope(self, x, y, **more) -> Scope:
-        scope = self.scope.child(X=self.X.copy(), Y=self.Y.copy(), x=x, y=y, batch=len(self.data_rows()), **more)
-        return scope
-
-    def data_rows(self):
-        return self.X[0] if self.code.layout == "columns" else self.X
+        X, Y = (x, y) if self.code.per_example == "batch" else self._fresh()
+        return self.scope.child(X=X, Y=Y, x=x, y=y, batch=self.X.shape[-1 if self.code.layout == "columns" else 0],
+                                **more)
 
     def _defaults(self, key: str) -> tuple:
         obj = self.code.model is not None
@@ -755,7 +768,7 @@ class CodeBinding(Binding):
 
     def _average(self, total: dict, n: int) -> dict:
         if self.code.gradient_of == "sum":
-            n = len(self.data_rows())
+            n = self.X.shape[-1 if self.code.layout == "columns" else 0]
             if not any(x.startswith("gradient_of: sum") for x in self.notes):
                 self.notes.append(f"gradient_of: sum: the code's gradients were divided by the batch size {n} "
                                   "before the comparison (they are of the summed loss on purpose)")

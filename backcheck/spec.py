@@ -7,6 +7,7 @@ Errors read ``model.yaml:7:5: network.layers[1].activation: expected one of ...;
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -739,9 +740,10 @@ WILDCARD = "*"  # [*] in a path: every element of a list
 _TOKEN = re.compile(r"""\s*(?:\.?([A-Za-z_]\w*)|\[\s*(-?\d+)\s*\]|\[\s*(\*)\s*\]|\[\s*(['"])(.*?)\4\s*\])""")
 
 
-def parse_path(text: str) -> list:
-    """'layers[0].weights' -> ['layers', 0, 'weights']; "params['W1']" -> ['params', 'W1'];
-    'layers[*].lr' -> ['layers', '*' , 'lr'] (every element)."""
+@functools.lru_cache(maxsize=4096)  # paths are read on every call into the code: parse each once
+def parse_path(text: str) -> tuple:
+    """'layers[0].weights' -> ('layers', 0, 'weights'); "params['W1']" -> ('params', 'W1');
+    'layers[*].lr' -> ('layers', '*' , 'lr') (every element)."""
     pos, parts = 0, []
     while pos < len(text):
         m = _TOKEN.match(text, pos)
@@ -753,16 +755,17 @@ def parse_path(text: str) -> list:
         pos = m.end()
     if not parts:
         raise ValueError("empty path")
-    return parts
+    return tuple(parts)
 
 
-def parse_expr(text: str) -> tuple[str, list]:
+@functools.lru_cache(maxsize=4096)
+def parse_expr(text: str) -> tuple[str, tuple]:
     """'$grads['dW1']' -> ('grads', ['dW1']); '$module.LR' -> ('module', ['LR'])."""
     m = re.match(r"\$([A-Za-z_]\w*)", text)
     if not m:
         raise ValueError(f"cannot read '{text}': expected $name, such as $X or $grads['dW1']")
     rest = text[m.end():]
-    return m.group(1), (parse_path(rest) if rest.strip() else [])
+    return m.group(1), (parse_path(rest) if rest.strip() else ())
 
 
 def _check(sec: _Section) -> CheckSpec:

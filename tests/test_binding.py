@@ -131,3 +131,18 @@ def test_a_wrong_returns_length_is_a_contract_error(tmp_path):
     j = _run(tmp_path, MLP, yaml_text)
     assert j["exit_code"] == 3 and j["error"]["kind"] == "contract"
     assert "returned 4 values; code.gradients.returns names 2" in j["error"]["message"]
+
+
+def test_code_that_scales_its_inputs_in_place_gets_fresh_data_every_call(tmp_path):
+    code = MLP + """
+def scaling_loss(p, X, Y):
+    X *= 2.0
+    return loss(p, X, Y)
+
+def scaling_grads(p, X, Y):
+    X *= 2.0
+    return grads(p, X, Y)
+"""
+    j = _run(tmp_path, code, NET + FUNCS.replace("loss: loss", "loss: scaling_loss")
+             .replace("gradients: grads", "gradients: scaling_grads"))
+    assert j["exit_code"] == 0, j
