@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import math
 import importlib.util
 import inspect
 import re
@@ -77,8 +78,12 @@ def lookup(module, name: str, config: Config, key: str):
     return getattr(module, name)
 
 
-def as_loss(value, what: str, where: str) -> float:
-    """A float from a float, a 0-d array or a size-1 array; anything else breaks the contract."""
+def as_loss(value, what, where: str) -> float:
+    """A float from a float, a 0-d array or a size-1 array; anything else breaks the contract.
+    ``what`` names the call: a string or a function making it (messages only)."""
+    if type(value) in (float, np.float64) and math.isfinite(value):
+        return float(value)  # the common case, on the hot path of every probe
+    what = what() if callable(what) else what
     arr = np.asarray(value) if not isinstance(value, (tuple, list, dict)) else None
     if arr is None or arr.size != 1 or not np.issubdtype(arr.dtype, np.number):
         kind = type(value).__name__ if arr is None else f"an array of shape {arr.shape}"
@@ -249,8 +254,9 @@ class Binding:
         chain = getattr(self.code, "chain", None)
         return f"{chain.backward}" if chain is not None else f"{self.code.step}"
 
-    def loss_value(self, value, what: str) -> float:
-        if isinstance(value, (np.floating, np.ndarray)) and np.asarray(value).dtype in (np.float32, np.float16):
+    def loss_value(self, value, what) -> float:
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None and dtype.kind == "f" and dtype.itemsize < 8:
             self.loss_dtype = np.dtype(np.float32)
         return as_loss(value, what, self.code.file.name)
 
@@ -499,6 +505,7 @@ class CodeBinding(Binding):
                 self._assign(s, arr)
             self.live[s] = arr
         self.fixed_lr = self._fixed_lr()
+        self.copy_inputs = False  # becomes True once the code writes into X or Y
         self.canonical = None  # (X, Y) in backcheck's layout, for loss: spec
         self.orient = None
         if code.spec_loss:
@@ -657,8 +664,16 @@ class CodeBinding(Binding):
 
     # -- the data, per batch or per example
     def _fresh(self):
-        """The batch for one call: buffers refilled from the data, so code that changes its inputs in
-        place cannot change the data of the next call (reused buffers stay in cache: cheaper than a copy)."""
+        """The batch for one call. First read-only views of the data (no copy on the hot path); once
+        the code turns out to change its inputs in place, buffers refilled from the data before every
+        call, so no call can change the data of the next."""
+        if not self.copy_inputs:
+            if getattr(self, "_readonly", None) is None or self._readonly[0].base is not self.X:
+                views = (self.X.view(), self.Y.view())
+                for v in views:
+                    v.flags.writeable = False
+                self._readonly = views
+            return self._readonly
         if getattr(self, "_buffers", None) is None or self._buffers[0].shape != self.X.shape:
             self._buffers = (self.X.copy(), self.Y.copy())
         X, Y = self._buffers
@@ -700,11 +715,24 @@ class CodeBinding(Binding):
     def raw_loss(self):
         if self.code.spec_loss:
             return self._spec_loss()
+        return self._writable_retry(self._raw_loss)
+
+    def _raw_loss(self):
         values = [self._loss_once(x, y) for x, y in self._examples()]
         return values[0] if len(values) == 1 else sum(values) / len(values)
 
+    def _writable_retry(self, run):
+        """``run()``; if the code wrote into its read-only inputs, again with copies from then on."""
+        try:
+            return run()
+        except UserCodeError as exc:
+            if self.copy_inputs or "read-only" not in exc.message:
+                raise
+            self.copy_inputs = True
+            return run()
+
     def loss(self) -> float:
-        return self.loss_value(self.raw_loss(), self._loss_what())
+        return self.loss_value(self.raw_loss(), self._loss_what)
 
     def _loss_what(self) -> str:
         return f"{self.code.chain.loss if self.chain else self.code.loss or self._producer()}()"
@@ -753,6 +781,9 @@ class CodeBinding(Binding):
             "step" if code.step else "loss"
 
     def analytic(self) -> dict[Slot, np.ndarray]:
+        return self._writable_retry(self._analytic)
+
+    def _analytic(self) -> dict[Slot, np.ndarray]:
         before = self.snapshot()
         total, n = None, 0
         try:
@@ -826,6 +857,9 @@ class CodeBinding(Binding):
         return self.code.uses_step
 
     def step_gradient(self, lr: float) -> dict[Slot, np.ndarray]:
+        return self._writable_retry(lambda: self._step_gradient(lr))
+
+    def _step_gradient(self, lr: float) -> dict[Slot, np.ndarray]:
         lr = self.fixed_lr or lr
         before = self.snapshot()
         total, n = None, 0
