@@ -44,6 +44,49 @@ def verify(config: str, fmt: str, no_color: bool, inject: tuple, show_output: bo
 
 
 @main.command()
+@click.argument("submissions", type=click.Path(file_okay=False))
+@click.option("--config", "config", required=True, type=click.Path(dir_okay=False),
+              help="The assignment's YAML; its code.file is read in each submission's folder.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write every submission's JSON object.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="Write JUnit XML (a test per layer).")
+@click.option("--gradescope", "gradescope_path", type=click.Path(dir_okay=False),
+              help="Write Gradescope results.json (a test per layer); {submission} in the path for several.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write one CSV row per submission.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Submissions checked at once, each in its own process.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds per submission (default: the config's check.timeout).")
+@click.option("--memory", "memory_mb", type=click.IntRange(min=64), default=4096, show_default=True,
+              help="Memory limit per submission in MB.")
+@click.option("--strict", is_flag=True, help="Exit 1 when a submission is not entirely right.")
+@click.option("--no-color", is_flag=True, help="Plain text without colour.")
+def grade(submissions: str, config: str, json_path, junit_path, gradescope_path, csv_path, jobs: int,
+          timeout, memory_mb: int, strict: bool, no_color: bool) -> None:
+    """Check every submission in SUBMISSIONS (one sub-folder each) against one assignment config."""
+    from backcheck import render
+    from backcheck.errors import ConfigError
+    from backcheck.grade import GradeOptions, grade as run, write_outputs
+
+    err = render.console(no_color, stderr=True)
+    try:
+        result = run(config, submissions, GradeOptions(jobs=jobs, timeout=timeout, memory_mb=memory_mb),
+                     progress=lambda s, done, total: err.print(f"[{done}/{total}] {s.name}: {s.status}",
+                                                               highlight=False))
+        write_outputs(result, json_path, junit_path, gradescope_path, csv_path)
+    except ConfigError as exc:
+        err.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(int(ExitCode.USAGE))
+    except Exception:  # noqa: BLE001 - a bug in backcheck: say so, with the traceback, exit 4
+        import traceback
+
+        err.print("error (backcheck failed): this is a bug in backcheck, please report it with this message:\n"
+                  + traceback.format_exc(), highlight=False, soft_wrap=True, markup=False)
+        sys.exit(int(ExitCode.INTERNAL))
+    render.grade_summary(result, render.console(no_color))
+    sys.exit(int(result.exit_code(strict)))
+
+
+@main.command()
 @click.option("--no-color", is_flag=True, help="Plain text without colour.")
 def bugs(no_color: bool) -> None:
     """List the catalog of known mistakes: finding id, what it looks like, the right formula."""

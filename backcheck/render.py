@@ -117,3 +117,26 @@ def catalog(console: Console) -> None:
             body.append(entry.right + "\n")
         body.append(f"scope: {entry.scope}" + ("" if entry.injectable else "  (not injectable)"), style="dim")
         console.print(Panel(body, title=f"[bold]{entry.id}[/bold]: {entry.title}", title_align="left"))
+
+
+def grade_summary(g, console: Console) -> None:
+    """The summary of ``backcheck grade``: one row per submission, then the totals."""
+    table = Table(title=f"backcheck grade  {g.config}", title_justify="left")
+    for col, kw in (("submission", {}), ("score", {"justify": "right"}), ("status", {}),
+                    ("origin", {"justify": "right"}), ("first finding / error", {"overflow": "fold"})):
+        table.add_column(col, **kw)
+    style = {"ok": "green", "wrong": "red"}
+    for s in g.submissions:
+        r = s.result
+        what = (r.error.message.split("; ")[0] if r.error else
+                next((f"{f.id}@{f.layer}" if f.layer else f.id for f in r.findings), ""))
+        table.add_row(s.name, f"{s.score:g}/{s.max_score:g}", Text(s.status, style=style.get(s.status, "yellow")),
+                      str(r.origin_layer) if r.origin_layer is not None else "", what)
+    console.print(table)
+    counts = {}
+    for s in g.submissions:
+        counts[s.status] = counts.get(s.status, 0) + 1
+    parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    total = sum(s.score for s in g.submissions)
+    most = sum(s.max_score for s in g.submissions)
+    console.print(f"{len(g.submissions)} submissions: {parts}; {total:g} of {most:g} layer points", soft_wrap=True)

@@ -36,6 +36,7 @@ class Options:
     show_output: bool = False  # let the user's prints through to stderr
     exhaustive: bool = False  # probe every entry of every parameter (default: large ones are sampled)
     jobs: int = 1  # processes probing entries at once (--exhaustive); each loads the code once
+    memory_mb: int | None = None  # address-space limit of the process running the code (grade)
 
 
 def verify(path, options: Options = Options(), *, isolate: bool = True) -> CheckResult:
@@ -54,6 +55,11 @@ def verify(path, options: Options = Options(), *, isolate: bool = True) -> Check
     return _run_in_child(config, options, shown)
 
 
+def verify_config(config: Config, options: Options, shown: str) -> CheckResult:
+    """Check an already-read config in a child process (``backcheck grade`` reads one per submission)."""
+    return _run_in_child(config, options, shown)
+
+
 def failed(shown: str, path, exc: BackcheckError, name: str | None = None) -> CheckResult:
     from pathlib import Path
 
@@ -67,6 +73,11 @@ def run_guarded(config: Config, options: Options, shown: str, progress=None) -> 
         return run_check(config, options, shown, progress)
     except BackcheckError as exc:
         return failed(shown, config.path, exc, config.name)
+    except MemoryError:
+        limit = f" (the limit is {options.memory_mb} MB)" if options.memory_mb else ""
+        return failed(shown, config.path, UserCodeError(
+            f"the check ran out of memory{limit}: is the network or the data far larger than the assignment's?",
+            config.code.file.name if config.code else None), config.name)
     except Exception:  # noqa: BLE001 - a bug in backcheck: say so, with the traceback
         return failed(shown, config.path, InternalError(
             "backcheck failed; this is a bug in backcheck, please report it with this message:\n"
@@ -195,6 +206,8 @@ def child_main() -> None:
 
     wire = os.fdopen(os.dup(1), "wb")
     config, options, shown = pickle.load(sys.stdin.buffer)
+    if options.memory_mb:
+        _limit_memory(options.memory_mb)
     target = os.open(os.devnull, os.O_WRONLY) if not options.show_output else 2
     os.dup2(target, 1)
     if not options.show_output:
@@ -209,6 +222,21 @@ def child_main() -> None:
     result = run_guarded(config, options, shown, progress=lambda phase: send(("phase", phase)))
     send(("result", result))
     wire.close()
+
+
+def _limit_memory(mb: int) -> None:
+    """Cap this process's address space: code that runs away with memory gets a MemoryError (its
+    own error) instead of taking the machine down. Not every platform has the limit."""
+    try:
+        import resource
+
+        limit = mb * 1024 * 1024
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 def _reader(stream, inbox) -> None:

@@ -124,6 +124,7 @@ class CodeSpec:
     per_example: str = "batch"  # batch | example | vector
     gradient_of: str = "mean"  # mean | sum
     spec_loss: bool = False  # loss: spec
+    file_given: str = ""  # code.file as the YAML wrote it
 
     @property
     def style(self) -> str:
@@ -192,8 +193,10 @@ class Config:
 class _Reader:
     """Walks a composed YAML node tree, converting values and recording every key's position."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, code_base: Path | None = None, require_code: bool = True):
         self.path = path
+        self.code_base = code_base or path.parent  # code.file and code.root are relative to this folder
+        self.require_code = require_code  # False: code.file need not exist yet (an assignment's config)
         self.marks: dict[str, tuple[int, int]] = {}
 
     def fail(self, node_or_mark, keypath: str, message: str):
@@ -329,7 +332,7 @@ def _did_you_mean(word: str, choices) -> str:
 # ---------------------------------------------------------------- the schema
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, code_base: Path | None = None, require_code: bool = True) -> Config:
     """Read and validate a config file. Raises ConfigError with file:line:col."""
     path = Path(path)
     try:
@@ -338,11 +341,14 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError("no such file", str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the file: {exc}", str(path)) from None
-    return parse_config(text, path)
+    return parse_config(text, path, code_base, require_code)
 
 
-def parse_config(text: str, path: Path) -> Config:
-    reader = _Reader(path)
+def parse_config(text: str, path: Path, code_base: Path | None = None, require_code: bool = True) -> Config:
+    """The config in ``text``, read from ``path``. ``code_base``: the folder code.file is relative to,
+    when it is not the YAML's own (``backcheck grade`` reads each submission's code from its folder);
+    ``require_code`` False checks everything but the existence of code.file and code.root."""
+    reader = _Reader(path, code_base, require_code)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -463,15 +469,15 @@ def _code(sec: _Section, layers: tuple[LayerSpec, ...]) -> CodeSpec:
     file = sec.get("file", str)
     if file is None:
         sec.require("file")
-    resolved = sec.reader.path.parent / file
-    if not resolved.is_file():
+    resolved = sec.reader.code_base / file
+    if sec.reader.require_code and not resolved.is_file():
         sec.fail("file", f"no such file: {resolved}")
     root = None
     if sec.has("root"):
-        root = sec.reader.path.parent / sec.get("root", str)
-        if not root.is_dir():
+        root = sec.reader.code_base / sec.get("root", str)
+        if sec.reader.require_code and not root.is_dir():
             sec.fail("root", f"no such folder: {root}")
-        if root.resolve() not in resolved.resolve().parents:
+        if root.resolve() not in resolved.resolve().parents and sec.reader.require_code:
             sec.fail("root", f"the folder {root} does not contain code.file {file}")
         root = root.resolve()
     calls = _Calls(sec)
@@ -532,14 +538,14 @@ def _code(sec: _Section, layers: tuple[LayerSpec, ...]) -> CodeSpec:
         sec.fail("gradient_of", "gradient_of: sum is for code that takes the whole batch; with per_example "
                                 "backcheck averages the examples' gradients itself")
     return CodeSpec(
-        resolved.resolve(),
+        resolved.resolve() if resolved.exists() else resolved.absolute(),
         sec.get("layout", str, default="rows", choices=LAYOUTS),
         sec.get("targets", str, default="onehot", choices=TARGETS),
         params, init, loss, gradients, step, model, backward, grads, forward, chain, root,
         import_mode=sec.get("import", str, default="all", choices=("all", "definitions")),
         per_example={False: "batch", True: "example", "vector": "vector"}[_per_example(sec)],
         gradient_of=sec.get("gradient_of", str, default="mean", choices=("mean", "sum")),
-        spec_loss=spec_loss)
+        spec_loss=spec_loss, file_given=file)
 
 
 def chain_is_step(chain: ChainSpec) -> bool:

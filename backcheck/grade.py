@@ -1,0 +1,265 @@
+"""`backcheck grade`: one assignment config, many submissions, one verdict each (contract section 6).
+
+Every submission runs ``verify`` in its own child process with the config's time limit and a
+memory limit; what one submission does (crash, hang, exhaust memory) is its own result and the
+batch goes on. Scores are per layer: a layer scores when all of its gradients agree and no
+finding blames it. The writers (JSON, JUnit XML, Gradescope, CSV) write a whole file or none.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from backcheck import __version__
+from backcheck.errors import ConfigError
+from backcheck.results import OK, CheckResult, ExitCode
+from backcheck.runner import Options, failed, verify_config
+from backcheck.spec import Config, load_config
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    jobs: int = 1  # submissions checked at once, each in its own process
+    timeout: float | None = None  # seconds per submission; None: the config's check.timeout
+    memory_mb: int | None = 4096  # address-space limit of each submission's process; None: none
+    points_per_layer: float = 1.0
+
+
+@dataclass(frozen=True)
+class LayerTest:
+    """One layer of one submission as a test: passed when its gradients are right."""
+
+    name: str  # "layer 1: dense 4->5 tanh"
+    passed: bool
+    score: float
+    max_score: float
+    output: str
+
+
+@dataclass(frozen=True)
+class Submission:
+    name: str
+    folder: Path
+    result: CheckResult
+    tests: tuple[LayerTest, ...]
+
+    @property
+    def score(self) -> float:
+        return sum(t.score for t in self.tests)
+
+    @property
+    def max_score(self) -> float:
+        return sum(t.max_score for t in self.tests)
+
+    @property
+    def status(self) -> str:
+        """ok | wrong | the error kind (config, exception, timeout, nan, contract, internal)."""
+        if self.result.error is not None:
+            return self.result.error.kind
+        return "ok" if self.result.exit_code == ExitCode.OK else "wrong"
+
+    def to_json(self) -> dict:
+        """The submission's contract-section-3 object, with its name and score added."""
+        return {"submission": self.name, "score": self.score, "max_score": self.max_score,
+                **self.result.to_json()}
+
+
+@dataclass(frozen=True)
+class Grade:
+    config: str
+    submissions: tuple[Submission, ...]
+
+    def exit_code(self, strict: bool) -> ExitCode:
+        """0 when every submission was processed, whatever it scored; 1 with ``strict`` and a failure."""
+        if strict and any(s.status != "ok" for s in self.submissions):
+            return ExitCode.WRONG
+        return ExitCode.OK
+
+
+# ---------------------------------------------------------------- grading
+
+
+def grade(config_path: str | Path, submissions_dir: str | Path, options: GradeOptions = GradeOptions(),
+          progress=None) -> Grade:
+    """Check every submission against the assignment config. Raises ConfigError (exit 2) for a bad
+    config or submissions folder; a submission's own problems are its result."""
+    config_path, submissions_dir = Path(config_path), Path(submissions_dir)
+    base = load_config(config_path, require_code=False)
+    if base.code is None:
+        raise ConfigError("backcheck grade needs a code: section (code.file is read in each submission's "
+                          "folder)", str(config_path))
+    if not submissions_dir.is_dir():
+        raise ConfigError("no such folder: expected the submissions, one sub-folder each", str(submissions_dir))
+    folders = find_submissions(submissions_dir, base.code.file_given)
+    if not folders:
+        raise ConfigError(f"no submissions: no sub-folders and no {base.code.file_given} here", str(submissions_dir))
+    progress = progress or (lambda name, done, total: None)
+    done = []
+
+    def one(folder: Path) -> Submission:
+        sub = _grade_one(config_path, folder, submissions_dir, options, len(base.network.layers),
+                         base.network)
+        done.append(sub)
+        progress(sub, len(done), len(folders))
+        return sub
+
+    with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+        submissions = tuple(pool.map(one, folders))  # each runs in a child process: threads suffice
+    return Grade(str(config_path), submissions)
+
+
+def find_submissions(root: Path, code_file: str) -> list[Path]:
+    """Every visible sub-folder of ``root``; or ``root`` itself when the code file sits directly in
+    it (Gradescope's /autograder/submission)."""
+    if (root / code_file).is_file():
+        return [root]
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
+
+
+def _grade_one(config_path: Path, folder: Path, root: Path, options: GradeOptions, n_layers: int,
+               net) -> Submission:
+    name = folder.name if folder != root else root.resolve().name
+    shown = f"{config_path} [{name}]"
+    try:
+        config = load_config(config_path, code_base=folder)
+    except ConfigError as exc:  # a missing code file is the submission's
+        result = failed(shown, config_path, exc, name)
+    else:
+        result = verify_config(_limited(config, options), Options(memory_mb=options.memory_mb), shown)
+    return Submission(name, folder, result, _layer_tests(result, net, options.points_per_layer))
+
+
+def _limited(config: Config, options: GradeOptions) -> Config:
+    if options.timeout is None:
+        return config
+    return replace(config, check=replace(config.check, timeout=options.timeout))
+
+
+def _layer_tests(result: CheckResult, net, points: float) -> tuple[LayerTest, ...]:
+    tests = []
+    by_index = {layer.index: layer for layer in result.layers}
+    for k in range(1, len(net.layers) + 1):
+        label = net.label(k)
+        name = f"layer {k}: {label}"
+        if result.error is not None:
+            tests.append(LayerTest(name, False, 0.0, points, f"not checked: {result.error.kind} error: "
+                                                               f"{result.error.message}"
+                                                               + (f" ({result.error.where})" if result.error.where else "")))
+            continue
+        layer = by_index.get(k)
+        blamed = [f for f in result.findings if f.severity == "error" and f.layer in (k, None)]
+        params_ok = layer is not None and all(p.status == OK for p in layer.params)
+        passed = params_ok and not blamed
+        lines = []
+        for p in layer.params if layer else ():
+            lines.append(f"{p.name} ({p.code_name}): {p.status}, relative error {p.rel_error:.1e}")
+        for f in blamed:
+            lines.append(f"[{f.id}] {f.title}\n  fix: {f.fix}")
+        tests.append(LayerTest(name, passed, points if passed else 0.0, points, "\n".join(lines)))
+    return tuple(tests)
+
+
+# ---------------------------------------------------------------- writers
+
+
+def write_outputs(g: Grade, json_path=None, junit_path=None, gradescope_path=None, csv_path=None) -> None:
+    """Write every requested file, each completely or not at all."""
+    for path, make in ((json_path, to_json), (junit_path, to_junit), (gradescope_path, None), (csv_path, to_csv)):
+        if path is None:
+            continue
+        if make is None:
+            _write_gradescope(g, str(path))
+        else:
+            _atomic_write(Path(path), make(g))
+
+
+def to_json(g: Grade) -> str:
+    return json.dumps({"backcheck": __version__, "config": g.config,
+                       "submissions": [s.to_json() for s in g.submissions]}, indent=2) + "\n"
+
+
+def to_csv(g: Grade) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["submission", "score", "max_score", "status", "exit_code", "origin_layer", "findings", "error"])
+    for s in g.submissions:
+        r = s.result
+        w.writerow([s.name, f"{s.score:g}", f"{s.max_score:g}", s.status, int(r.exit_code),
+                    r.origin_layer if r.origin_layer is not None else "",
+                    " ".join(f"{f.id}@{f.layer}" if f.layer else f.id for f in r.findings),
+                    f"{r.error.message} ({r.error.where})" if r.error else ""])
+    return out.getvalue()
+
+
+def to_junit(g: Grade) -> str:
+    """JUnit XML: a testsuite per submission, a testcase per layer (CI systems show these natively)."""
+    suites = ET.Element("testsuites", name="backcheck")
+    totals = {"tests": 0, "failures": 0, "errors": 0}
+    for s in g.submissions:
+        errored = s.result.error is not None
+        suite = ET.SubElement(suites, "testsuite", name=s.name, tests=str(len(s.tests)),
+                              failures=str(0 if errored else sum(not t.passed for t in s.tests)),
+                              errors=str(len(s.tests) if errored else 0))
+        for t in s.tests:
+            case = ET.SubElement(suite, "testcase", classname=s.name, name=t.name)
+            if t.passed:
+                continue
+            tag = "error" if errored else "failure"
+            kind = s.result.error.kind if errored else "wrong-gradient"
+            first = t.output.splitlines()[0] if t.output else kind
+            node = ET.SubElement(case, tag, message=first, type=kind)
+            node.text = t.output
+        for key in totals:
+            totals[key] += int(suite.get(key))
+    for key, value in totals.items():
+        suites.set(key, str(value))
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def to_gradescope(s: Submission) -> str:
+    """Gradescope's results.json for one submission: one test per layer."""
+    r = s.result
+    summary = ("all gradients agree" if s.status == "ok" else
+               f"wrong gradients; the error starts at layer {r.origin_layer}" if s.status == "wrong" else
+               f"not checked ({s.status} error): {r.error.message}")
+    return json.dumps({
+        "score": s.score,
+        "output": f"backcheck {__version__}: {summary}",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": [{"name": t.name, "score": t.score, "max_score": t.max_score,
+                   "status": "passed" if t.passed else "failed", "output": t.output, "visibility": "visible"}
+                  for t in s.tests],
+    }, indent=2) + "\n"
+
+
+def _write_gradescope(g: Grade, pattern: str) -> None:
+    """One results.json per submission: the path may hold {submission}; without it, one submission only."""
+    if "{submission}" not in pattern and len(g.submissions) != 1:
+        raise ConfigError(f"--gradescope writes one results.json per submission: with {len(g.submissions)} "
+                          "submissions put {submission} in the path (e.g. out/{submission}.json)", pattern)
+    for s in g.submissions:
+        _atomic_write(Path(pattern.replace("{submission}", s.name)), to_gradescope(s))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
