@@ -704,12 +704,14 @@ class CodeBinding(Binding):
                                 **more)
 
     def _defaults(self, key: str) -> tuple:
+        """Contract v1's arguments of each call; one example ($x, $y) per call under per_example."""
         obj = self.code.model is not None
-        return {"loss": ("$x", "$y") if obj else ("$params", "$x", "$y"),
-                "gradients": ("$params", "$x", "$y"),
-                "backward": ("$x", "$y"),
-                "step": ("$x", "$y", "$lr") if obj else ("$params", "$x", "$y", "$lr"),
-                "forward": ("$x",) if obj else ("$x", "$params")}[key]
+        x, y = ("$X", "$Y") if self.code.per_example == "batch" else ("$x", "$y")
+        return {"loss": (x, y) if obj else ("$params", x, y),
+                "gradients": ("$params", x, y),
+                "backward": (x, y),
+                "step": (x, y, "$lr") if obj else ("$params", x, y, "$lr"),
+                "forward": (x,) if obj else (x, "$params")}[key]
 
     # -- the loss
     def raw_loss(self):
