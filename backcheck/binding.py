@@ -258,7 +258,7 @@ class Binding:
         dtype = getattr(value, "dtype", None)
         if dtype is not None and dtype.kind == "f" and dtype.itemsize < 8:
             self.loss_dtype = np.dtype(np.float32)
-        return as_loss(value, what, self.code.file.name)
+        return as_loss(value, what, getattr(self, "file_name", None) or self.code.file.name)
 
     def _array(self, value, slot: Slot, what: str) -> np.ndarray:
         try:
@@ -293,6 +293,15 @@ class Scope(dict):
 
 def evaluate(expr, scope: Scope, where: str):
     """The value of an EXPR: a literal, or a $-path into ``scope``; lists and mappings element-wise."""
+    if type(expr) is str and expr[:1] == "$" and expr[:2] != "$$":
+        root, parts = parse_expr(expr)  # cached: this runs for every argument of every call
+        if root in scope:
+            if not parts:
+                return scope[root]
+            try:
+                return resolve(scope[root], parts)
+            except (AttributeError, KeyError, IndexError, TypeError) as exc:
+                raise UserCodeError(f"{expr} does not resolve ({_describe(exc)})", where, kind="contract") from None
     if isinstance(expr, list):
         return [evaluate(e, scope, where) for e in expr]
     if isinstance(expr, dict):
@@ -473,6 +482,7 @@ class CodeBinding(Binding):
     def __init__(self, config: Config, loaded: Loaded, default_params: dict | None):
         super().__init__(config, loaded.module)
         code = self.code
+        self.file_name = code.file.name  # for messages; read on every call
         self.notes += loaded.notes
         self.warnings = list(loaded.warnings)
         self.slots = [Slot(k + 1, role, entry[role], entry.get("orient") if role == "W" else None)
@@ -625,11 +635,11 @@ class CodeBinding(Binding):
 
     def _invoke(self, call: Call, defaults: tuple, scope: Scope, *, module_level=False, owner=None):
         """Call it with its arguments evaluated in ``scope``; bind its `returns` names into scope."""
-        where = self.code.file.name
+        where = self.file_name
         fn = self._callable(call, module_level, scope, owner)
         arg_exprs = call.args if call.args is not None else defaults
         args = [evaluate(a, scope, where) for a in arg_exprs]
-        kwargs = {k: evaluate(v, scope, where) for k, v in call.kwargs}
+        kwargs = {k: evaluate(v, scope, where) for k, v in call.kwargs} if call.kwargs else {}
         if isinstance(call.lr, tuple):
             for text in call.lr:
                 base, parts = self._locate(text, "lr", scope)
@@ -705,6 +715,12 @@ class CodeBinding(Binding):
 
     def _defaults(self, key: str) -> tuple:
         """Contract v1's arguments of each call; one example ($x, $y) per call under per_example."""
+        cache = self.__dict__.setdefault("_default_args", {})
+        if key not in cache:
+            cache[key] = self._default_args_of(key)
+        return cache[key]
+
+    def _default_args_of(self, key: str) -> tuple:
         obj = self.code.model is not None
         x, y = ("$X", "$Y") if self.code.per_example == "batch" else ("$x", "$y")
         return {"loss": (x, y) if obj else ("$params", x, y),

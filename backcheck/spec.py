@@ -87,7 +87,7 @@ class Call:
     def __str__(self) -> str:
         return self.name
 
-    @property
+    @functools.cached_property  # read on every call into the code
     def names(self) -> tuple[str, ...]:
         return tuple(n.lstrip("*") for n in self.returns or () if n.lstrip("*") != "_")
 
