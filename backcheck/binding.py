@@ -232,27 +232,10 @@ class Binding:
         raise NotImplementedError
 
     def step_gradient(self, lr: float) -> dict[Slot, np.ndarray]:
-        """(before - after) / lr of one plain-SGD step; parameters restored afterwards."""
-        before = self.snapshot()
-        try:
-            after = self._step(lr)
-            return {s: (before[s].astype(np.float64) - np.asarray(after[s], dtype=np.float64)) / lr
-                    for s in self.slots}
-        finally:
-            self.restore(before)
-
-    def _step(self, lr: float) -> dict[Slot, np.ndarray]:
+        """(before - after) / lr of one plain-SGD step of the code; parameters restored afterwards."""
         raise NotImplementedError
 
-    @property
-    def uses_step(self) -> bool:
-        return self.code.step is not None
-
-    @property
-    def step_name(self) -> str:
-        """The call a step's gradients are read from, for messages."""
-        chain = getattr(self.code, "chain", None)
-        return f"{chain.backward}" if chain is not None else f"{self.code.step}"
+    uses_step = False  # True: gradients are read from step_gradient, not analytic
 
     def loss_value(self, value, what) -> float:
         dtype = getattr(value, "dtype", None)
@@ -504,7 +487,6 @@ class CodeBinding(Binding):
             self.scope["params"] = params
         elif code.model is None and self.chain is None:
             self.scope["params"] = self._created_params(default_params)
-        self.paths = {s: self._root_and_parts(s.code_name, "param") for s in self.slots}
         self.live = {}
         for s in self.slots:
             arr = self._resolve_param(s, "binding")
@@ -546,7 +528,7 @@ class CodeBinding(Binding):
         """Parameters backcheck creates for function-style code without init: a dict by name."""
         out = {}
         for s in self.slots:
-            root, parts = self._root_and_parts(s.code_name, "param", check=False)
+            root, parts = self._root_and_parts(s.code_name)
             if root not in (None, "params") or len(parts) != 1 or not isinstance(parts[0], str):
                 raise ConfigError(f"without init:, backcheck creates the parameters as a dict and each entry of "
                                   f"code.params must be a plain name; got {s.code_name!r}",
@@ -574,7 +556,7 @@ class CodeBinding(Binding):
             self.scope["head"] = self._invoke(head, (), self.scope, module_level=True) \
                 if isinstance(head, Call) else evaluate(head, self.scope, self.code.file.name)
 
-    def _root_and_parts(self, text: str, what: str, check: bool = True):
+    def _root_and_parts(self, text: str):
         try:
             return parse_expr(text) if text.startswith("$") else (None, parse_path(text))
         except ValueError as exc:  # already checked when the config was read
@@ -590,7 +572,7 @@ class CodeBinding(Binding):
         return scope["model"] if self.code.model is not None else scope["params"]
 
     def _locate(self, text: str, what: str, scope: Scope):
-        root, parts = self._root_and_parts(text, what)
+        root, parts = self._root_and_parts(text)
         base = self._default_root(what, scope) if root is None else scope[root] if root in scope else None
         if root is not None and root not in scope:
             raise UserCodeError(f"{text}: ${root} has no value here", self.code.file.name, kind="contract")
@@ -874,6 +856,11 @@ class CodeBinding(Binding):
     def uses_step(self) -> bool:
         return self.code.uses_step
 
+    @property
+    def step_name(self) -> str:
+        """The call a step's gradients are read from, for messages."""
+        return f"{self.chain.backward}" if self.chain is not None else f"{self.code.step}"
+
     def step_gradient(self, lr: float) -> dict[Slot, np.ndarray]:
         return self._writable_retry(lambda: self._step_gradient(lr))
 
@@ -1017,6 +1004,3 @@ class ReferenceBinding(Binding):
         grads = self.reference.backward(self.net, self.params, self.X, self.Y, self.variants)
         return {s: np.asarray(grads[s.layer - 1][0 if s.role == "W" else 1]) for s in self.slots}
 
-    @property
-    def uses_step(self) -> bool:
-        return False
