@@ -150,9 +150,9 @@ def _layer_tests(result: CheckResult, net, points: float) -> tuple[LayerTest, ..
         label = net.label(k)
         name = f"layer {k}: {label}"
         if result.error is not None:
-            tests.append(LayerTest(name, False, 0.0, points, f"not checked: {result.error.kind} error: "
-                                                               f"{result.error.message}"
-                                                               + (f" ({result.error.where})" if result.error.where else "")))
+            where = f" ({result.error.where})" if result.error.where else ""
+            tests.append(LayerTest(name, False, 0.0, points,
+                                   f"not checked: {result.error.kind} error: {result.error.message}{where}"))
             continue
         layer = by_index.get(k)
         blamed = [f for f in result.findings if f.severity == "error" and f.layer in (k, None)]

@@ -133,8 +133,6 @@ def prepare(config: Config, options: Options, progress=None) -> Prepared:
 
 def run_check(config: Config, options: Options, shown: str, progress=None) -> CheckResult:
     """Bind the code, build the data, compare every parameter's gradients, name the mistakes."""
-    net = config.network
-    rng_probe = np.random.default_rng([config.check.seed, 3])
     prep = prepare(config, options, progress)
     # Workers start now, so that they load the code while this process takes the analytic gradient.
     pool = _start_pool(config, options, prep.binding)

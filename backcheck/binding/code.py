@@ -1,461 +1,19 @@
-"""Calling the user's code: import it, find its parameters, get its loss and its gradients.
-
-Every call into user code goes through ``Caller``, which turns an exception into a
-``UserCodeError`` naming the user's file and line. This module runs in the child process only.
-"""
+"""The user's code bound as the config's code: section says: functions, an object, or a chain of
+layer objects, called per batch or per example."""
 
 from __future__ import annotations
 
-import ast
-import importlib
-import math
-import importlib.util
 import inspect
-import re
-import sys
-import traceback
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from backcheck.binding.base import Binding
+from backcheck.binding.calls import (DTYPES, Scope, describe, expr_text, assign, evaluate, lookup,
+                                     resolve)
+from backcheck.binding.loading import Loaded
+from backcheck.binding.params import Slot, canonical_shape, orientation
 from backcheck.errors import ConfigError, UserCodeError
-from backcheck.spec import WILDCARD, Call, Config, parse_expr, parse_path
-
-# ---------------------------------------------------------------- importing and calling
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _user_where(exc: BaseException, path: Path) -> str:
-    """file:line of the deepest traceback frame in the user's folder."""
-    folder = path.parent.resolve()
-    where = path.name
-    for frame in traceback.extract_tb(exc.__traceback__):
-        try:
-            f = Path(frame.filename).resolve()
-        except OSError:
-            continue
-        if folder in f.parents:
-            where = f"{f.relative_to(folder)}:{frame.lineno}"
-    return where
-
-
-class Caller:
-    """Calls user functions with numpy's global random state reseeded (dropout masks repeat)."""
-
-    def __init__(self, path: Path, seed: int):
-        self.path = path
-        self.seed = seed
-
-    def __call__(self, fn, *args, what, **kwargs):
-        """``what`` names the call in messages: a string, or a function making it (only on errors)."""
-        np.random.seed(self.seed)
-        try:
-            return fn(*args, **kwargs)
-        except (KeyboardInterrupt, SystemExit) as exc:
-            what = what() if callable(what) else what
-            if isinstance(exc, SystemExit):
-                raise UserCodeError(f"{what} called sys.exit({exc.code})", self.path.name) from None
-            raise
-        except Exception as exc:  # noqa: BLE001
-            what = what() if callable(what) else what
-            raise UserCodeError(f"{what} raised {_describe(exc)}", _user_where(exc, self.path)) from None
-
-
-def lookup(module, name: str, config: Config, key: str):
-    """The module-level object ``name``; a missing name is an error in the config (exit 2)."""
-    if not hasattr(module, name):
-        from difflib import get_close_matches
-
-        defined = [n for n in vars(module) if not n.startswith("_")]
-        close = get_close_matches(name, defined, n=1, cutoff=0.6)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"{config.code.file.name} defines no '{name}'{hint}", config.where(key))
-    return getattr(module, name)
-
-
-def as_loss(value, what, where: str) -> float:
-    """A float from a float, a 0-d array or a size-1 array; anything else breaks the contract.
-    ``what`` names the call: a string or a function making it (messages only)."""
-    if type(value) in (float, np.float64) and math.isfinite(value):
-        return float(value)  # the common case, on the hot path of every probe
-    what = what() if callable(what) else what
-    arr = np.asarray(value) if not isinstance(value, (tuple, list, dict)) else None
-    if arr is None or arr.size != 1 or not np.issubdtype(arr.dtype, np.number):
-        kind = type(value).__name__ if arr is None else f"an array of shape {arr.shape}"
-        raise UserCodeError(f"{what} returned {kind}; expected a single number (the loss of the batch)",
-                            where, kind="contract")
-    out = float(arr.reshape(-1)[0].real)
-    if not np.isfinite(out):
-        raise UserCodeError(f"{what} returned {out}: the loss is not finite at the starting parameters",
-                            where, kind="nan")
-    return out
-
-
-# ---------------------------------------------------------------- parameters
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One parameter: layer (from 1), role W or b, and the code's name or path for it."""
-
-    layer: int
-    role: str
-    code_name: str
-    orient: str | None = None  # declared W orientation: in_out or out_in; None: read from the shape
-
-    @property
-    def key(self) -> str:
-        return f"{self.layer}.{self.role}"
-
-
-def canonical_shape(slot: Slot, widths: tuple[int, ...]) -> tuple[int, ...]:
-    n_in, n_out = widths[slot.layer - 1], widths[slot.layer]
-    return (n_in, n_out) if slot.role == "W" else (n_out,)
-
-
-def code_shape(slot: Slot, widths: tuple[int, ...], layout: str) -> tuple[int, ...]:
-    """The shape backcheck creates when the code has no init: contract section 1."""
-    n_in, n_out = widths[slot.layer - 1], widths[slot.layer]
-    if slot.role == "W":
-        out_in = slot.orient == "out_in" or (slot.orient is None and layout == "columns")
-        return (n_out, n_in) if out_in else (n_in, n_out)
-    return (n_out,) if layout == "rows" else (n_out, 1)
-
-
-@dataclass(frozen=True)
-class Orientation:
-    """How one of the code's arrays maps to the canonical (in, out) / (out,) / (N, out) form."""
-
-    shape: tuple[int, ...]
-    transpose: bool  # the code's 2-D array is the transpose of the canonical one
-    per_example: int = 0  # >0: a bias that holds one row per example (batch size)
-
-    def to_canonical(self, arr: np.ndarray) -> np.ndarray:
-        arr = np.asarray(arr, dtype=np.float64)
-        return arr.T if self.transpose else arr
-
-    def canonical_of(self, arr: np.ndarray, canon: tuple[int, ...]) -> np.ndarray:
-        out = self.to_canonical(arr)
-        return out if self.per_example else out.reshape(canon)
-
-
-def orientation(slot: Slot, arr: np.ndarray, widths: tuple[int, ...], layout: str) -> tuple[Orientation, str | None]:
-    """Read how the code stores ``slot``; (orientation, note or None). Raises on an impossible shape."""
-    canon = canonical_shape(slot, widths)
-    shape = tuple(arr.shape)
-    columns = layout == "columns"
-    if slot.role == "W" and slot.orient is not None:
-        want = canon if slot.orient == "in_out" else canon[::-1]
-        if shape == want:
-            return Orientation(shape, slot.orient == "out_in"), None
-    elif slot.role == "W":
-        if len(shape) == 2 and shape == canon[::-1] and (columns or canon[0] != canon[1]):
-            note = None if columns else f"{slot.code_name} is stored (out, in) = {shape}; read as its transpose"
-            return Orientation(shape, True), note
-        if shape == canon:
-            note = f"{slot.code_name} is stored (in, out) = {shape} in columns layout" if columns else None
-            return Orientation(shape, False), note
-    else:
-        n_out = canon[0]
-        if arr.size == n_out:
-            note = None if shape in ((n_out,), (n_out, 1) if columns else (1, n_out)) else \
-                f"{slot.code_name} has shape {shape}; read as a vector of {n_out}"
-            return Orientation(shape, columns and len(shape) == 2), note
-        if len(shape) == 2 and n_out in shape and arr.size % n_out == 0:
-            per = arr.size // n_out
-            transpose = shape == (n_out, per)
-            return Orientation(shape, transpose, per_example=per), None
-    want = code_shape(slot, widths, layout)
-    raise UserCodeError(
-        f"parameter {slot.code_name} (layer {slot.layer} {slot.role}) has shape {shape}; "
-        f"expected {want} for network layer {widths[slot.layer - 1]}->{widths[slot.layer]} in {layout} layout",
-        None, kind="contract")
-
-
-# ---------------------------------------------------------------- the bindings
-
-
-class Binding:
-    """The code under test, bound to its parameters and to the check's data.
-
-    ``arrays()`` are the code's live parameter arrays: perturbing one in place and calling
-    ``loss()`` evaluates the code's loss there. ``analytic()`` returns the code's gradients
-    in the code's own shapes and leaves the parameters as they were.
-    """
-
-    def __init__(self, config: Config, module):
-        self.config = config
-        self.code = config.code
-        self.module = module
-        self.call = Caller(self.code.file, config.check.seed)
-        self.slots = [Slot(k + 1, role, entry[role]) for k, entry in enumerate(self.code.params)
-                      for role in ("W", "b") if role in entry]
-        self.notes: list[str] = []
-        self.warnings: list = []  # (id, message)
-        self.X = self.Y = None
-        self.loss_dtype = np.dtype(np.float64)
-
-    # -- set-up
-    def attach(self, X: np.ndarray, Y: np.ndarray, canonical=None) -> None:
-        """The data in the code's layout; ``canonical`` is (X, Y) in backcheck's (for loss: spec)."""
-        self.X, self.Y = X, Y
-        self.canonical = canonical
-
-    def arrays(self) -> dict[Slot, np.ndarray]:
-        raise NotImplementedError
-
-    def snapshot(self) -> dict[Slot, np.ndarray]:
-        return {s: a.copy() for s, a in self.arrays().items()}
-
-    def restore(self, saved: dict[Slot, np.ndarray]) -> None:
-        for s, a in self.arrays().items():
-            np.copyto(a, saved[s])
-
-    def swap(self, slot: Slot, arr: np.ndarray) -> np.ndarray:
-        """Make ``arr`` the code's live array for ``slot`` (e.g. a complex copy); returns the old one."""
-        raise NotImplementedError
-
-    # -- calls
-    def loss(self) -> float:
-        return as_loss(self.raw_loss(), "the loss", self.code.file.name if self.code else "")
-
-    def raw_loss(self):
-        """The loss exactly as the code returned it (complex under a complex-step probe)."""
-        raise NotImplementedError
-
-    def analytic(self) -> dict[Slot, np.ndarray]:
-        raise NotImplementedError
-
-    def step_gradient(self, lr: float) -> dict[Slot, np.ndarray]:
-        """(before - after) / lr of one plain-SGD step of the code; parameters restored afterwards."""
-        raise NotImplementedError
-
-    uses_step = False  # True: gradients are read from step_gradient, not analytic
-
-    def loss_value(self, value, what) -> float:
-        dtype = getattr(value, "dtype", None)
-        if dtype is not None and dtype.kind == "f" and dtype.itemsize < 8:
-            self.loss_dtype = np.dtype(np.float32)
-        return as_loss(value, what, getattr(self, "file_name", None) or self.code.file.name)
-
-    def _array(self, value, slot: Slot, what: str) -> np.ndarray:
-        try:
-            arr = np.asarray(value)
-            ok = np.issubdtype(arr.dtype, np.number)
-        except Exception:  # noqa: BLE001 - ragged lists and the like
-            ok = False
-        if not ok:
-            raise UserCodeError(f"{what} gave {type(value).__name__} for {slot.code_name}; expected an array",
-                                self.code.file.name, kind="contract")
-        if not np.all(np.isfinite(arr)):
-            bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-            raise UserCodeError(f"{what} gave {bad} NaN/inf entries in the gradient of {slot.code_name}",
-                                self.code.file.name, kind="nan")
-        return arr
-
-
-# ---------------------------------------------------------------- expressions
-
-
-DTYPES = {"float64": np.float64, "float32": np.float32}
-
-
-class Scope(dict):
-    """The values an EXPR may name: $X, $params, $model, a call's `returns` names, ..."""
-
-    def child(this, /, **values) -> "Scope":  # noqa: N805 - values may include 'self' (a chain layer)
-        out = Scope(this)
-        out.update(values)
-        return out
-
-
-def evaluate(expr, scope: Scope, where: str):
-    """The value of an EXPR: a literal, or a $-path into ``scope``; lists and mappings element-wise."""
-    if type(expr) is str and expr[:1] == "$" and expr[:2] != "$$":
-        root, parts = parse_expr(expr)  # cached: this runs for every argument of every call
-        if root in scope:
-            if not parts:
-                return scope[root]
-            try:
-                return resolve(scope[root], parts)
-            except (AttributeError, KeyError, IndexError, TypeError) as exc:
-                raise UserCodeError(f"{expr} does not resolve ({_describe(exc)})", where, kind="contract") from None
-    if isinstance(expr, list):
-        return [evaluate(e, scope, where) for e in expr]
-    if isinstance(expr, dict):
-        return {k: evaluate(v, scope, where) for k, v in expr.items()}
-    if not isinstance(expr, str) or not expr.startswith("$"):
-        return expr
-    if expr.startswith("$$"):
-        return expr[1:]
-    root, parts = parse_expr(expr)
-    if root not in scope:
-        raise UserCodeError(f"{expr}: ${root} has no value at this point (is it named by a later call's "
-                            "returns:?)", where, kind="contract")
-    try:
-        return resolve(scope[root], parts)
-    except (AttributeError, KeyError, IndexError, TypeError) as exc:
-        raise UserCodeError(f"{expr} does not resolve ({_describe(exc)})", where, kind="contract") from None
-
-
-def resolve(root, parts: list):
-    obj = root
-    for p in parts:
-        obj = getattr(obj, p) if isinstance(p, str) and not isinstance(obj, dict) else obj[p]
-    return obj
-
-
-def assign(root, parts: list, value) -> None:
-    """Set the value at a path; a [*] step sets it in every element."""
-    if WILDCARD in parts:
-        i = parts.index(WILDCARD)
-        for item in resolve(root, parts[:i]):
-            assign(item, parts[i + 1:], value)
-        return
-    parent = resolve(root, parts[:-1]) if len(parts) > 1 else root
-    last = parts[-1]
-    if isinstance(last, str) and not isinstance(parent, dict):
-        setattr(parent, last, value)
-    else:
-        parent[last] = value
-
-
-def _text(expr) -> str:
-    if isinstance(expr, str):
-        return expr[1:] if expr.startswith("$") else repr(expr)
-    return repr(expr)
-
-
-# ---------------------------------------------------------------- loading the code
-
-
-@dataclass
-class Loaded:
-    module: object
-    warnings: list  # (id, message)
-    notes: list
-
-
-# Calls that may stay in a module-level assignment under `import: definitions`
-_SAFE_CALLS = {"list", "dict", "tuple", "set", "range", "float", "int", "len", "zip", "enumerate", "str"}
-
-
-def load_code(code) -> Loaded:
-    """Import the user's file (as a package module when it sits in a package) and note numpy
-    functions its imports replaced."""
-    before = _numpy_functions()
-    path = code.file
-    name, root = _module_name(path, code.root)
-    notes: list = []
-    if root is None:
-        module = _exec_module(path, "backcheck_user_" + re.sub(r"\W", "_", path.stem), str(path.parent),
-                              code.import_mode, notes)
-    else:
-        top = name.split(".")[0]
-        for key in [k for k in sys.modules if k == top or k.startswith(top + ".")]:
-            del sys.modules[key]  # another check's package of the same name
-        if str(root) in sys.path:
-            sys.path.remove(str(root))
-        sys.path.insert(0, str(root))
-        if "." in name:
-            try:
-                importlib.import_module(name.rsplit(".", 1)[0])
-            except Exception as exc:  # noqa: BLE001
-                raise UserCodeError(f"importing the package {name.rsplit('.', 1)[0]} raised {_describe(exc)}",
-                                    _user_where(exc, path)) from None
-        module = _exec_module(path, name, None, code.import_mode, notes)
-    changed = [n for n, f in _numpy_functions().items() if before.get(n) is not f]
-    warnings = []
-    if changed:
-        warnings.append(("numpy/patched", f"importing {path.name} replaced numpy.{', numpy.'.join(changed[:5])}"
-                         f"{' and more' if len(changed) > 5 else ''} (a library's init()?): the check runs "
-                         "with the replaced functions, as the code does"))
-    return Loaded(module, warnings, notes)
-
-
-def _numpy_functions() -> dict:
-    out = {n: getattr(np, n) for n in dir(np) if not n.startswith("_")}
-    out.update({f"random.{n}": getattr(np.random, n) for n in dir(np.random) if not n.startswith("_")})
-    return {n: f for n, f in out.items() if callable(f)}
-
-
-def _module_name(path: Path, root: Path | None) -> tuple[str, Path | None]:
-    """(dotted name, folder for sys.path): the file's package path, or (stem, None) outside packages."""
-    if root is None:
-        top = path.parent
-        if not (top / "__init__.py").is_file():
-            return path.stem, None
-        while (top.parent / "__init__.py").is_file():
-            top = top.parent
-        root = top.parent
-    rel = path.relative_to(root).with_suffix("")
-    return ".".join(rel.parts), root
-
-
-def load_module(path: Path):
-    """Import a file outside any package (its folder first on sys.path for its own imports)."""
-    return _exec_module(path, "backcheck_user_" + re.sub(r"\W", "_", path.stem), str(path.parent), "all", [])
-
-
-def _exec_module(path: Path, name: str, folder: str | None, mode: str, notes: list):
-    if folder is not None and folder not in sys.path:
-        sys.path.insert(0, folder)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        if mode == "definitions":
-            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-            tree.body, skipped = _definitions(tree.body)
-            if skipped:
-                notes.append(f"import: definitions ran {path.name} without the statements at line(s) "
-                             f"{', '.join(map(str, skipped[:8]))}{' ...' if len(skipped) > 8 else ''}")
-            exec(compile(tree, str(path), "exec"), module.__dict__)  # noqa: S102 - the code under test
-        else:
-            spec.loader.exec_module(module)
-    except SyntaxError as exc:
-        where = f"{Path(exc.filename or path).name}:{exc.lineno}"
-        raise UserCodeError(f"the file does not compile: SyntaxError: {exc.msg}", where) from None
-    except BaseException as exc:  # noqa: BLE001 - whatever the import raised is the user's error
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        raise UserCodeError(f"importing the file raised {_describe(exc)}", _user_where(exc, path)) from None
-    return module
-
-
-def _definitions(body: list) -> tuple[list, list]:
-    """The statements of a module that only define things: imports, def, class, and assignments
-    whose calls construct the module's own classes or numpy values. (kept, skipped line numbers)"""
-    classes = {n.name for n in body if isinstance(n, ast.ClassDef)}
-    keep, skipped = [], []
-    for node in body:
-        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            keep.append(node)
-        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-            keep.append(node)  # the docstring
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and \
-                all(_safe_call(c, classes) for c in ast.walk(node.value) if isinstance(c, ast.Call)):
-            keep.append(node)
-        else:
-            skipped.append(node.lineno)
-    return keep, skipped
-
-
-def _safe_call(call: ast.Call, classes: set) -> bool:
-    f = call.func
-    if isinstance(f, ast.Name):
-        return f.id in classes or f.id in _SAFE_CALLS
-    while isinstance(f, ast.Attribute):
-        f = f.value
-    return isinstance(f, ast.Name) and f.id in ("np", "numpy")
-
-
-# ---------------------------------------------------------------- the binding of user code
+from backcheck.spec import Call, Config, parse_expr, parse_path
 
 
 class CodeBinding(Binding):
@@ -584,7 +142,7 @@ class CodeBinding(Binding):
             return resolve(base, parts)
         except (AttributeError, KeyError, IndexError, TypeError) as exc:
             raise UserCodeError(f"after {after}, the parameter path {s.code_name} does not resolve "
-                                f"({_describe(exc)})", self.code.file.name, kind="contract") from None
+                                f"({describe(exc)})", self.code.file.name, kind="contract") from None
 
     def _assign(self, s: Slot, arr) -> None:
         base, parts = self._locate(s.code_name, "param", self.scope)
@@ -628,10 +186,11 @@ class CodeBinding(Binding):
                 try:
                     assign(base, parts, scope["lr"])
                 except (AttributeError, KeyError, IndexError, TypeError) as exc:
-                    raise UserCodeError(f"cannot write the learning rate at {text} ({_describe(exc)})",
+                    raise UserCodeError(f"cannot write the learning rate at {text} ({describe(exc)})",
                                         where, kind="contract") from None
+
         def what() -> str:
-            shown = ", ".join([_text(a) for a in arg_exprs] + [f"{k}={_text(v)}" for k, v in call.kwargs])
+            shown = ", ".join([expr_text(a) for a in arg_exprs] + [f"{k}={expr_text(v)}" for k, v in call.kwargs])
             return f"{call.name}({shown})"
 
         value = self.call(fn, *args, what=what, **kwargs)
@@ -831,7 +390,7 @@ class CodeBinding(Binding):
             try:
                 value = resolve(base, parts)
             except (AttributeError, KeyError, IndexError, TypeError) as exc:
-                raise UserCodeError(f"after {what}, the gradient path {text} does not resolve ({_describe(exc)})",
+                raise UserCodeError(f"after {what}, the gradient path {text} does not resolve ({describe(exc)})",
                                     self.code.file.name, kind="contract") from None
             out[s] = self._array(np.array(value, copy=True), s, what)
         return out
@@ -901,7 +460,7 @@ class CodeBinding(Binding):
             try:
                 value = resolve(base, parts)
             except (AttributeError, KeyError, IndexError, TypeError) as exc:
-                raise UserCodeError(f"{what} left no parameter at {s.code_name} ({_describe(exc)})",
+                raise UserCodeError(f"{what} left no parameter at {s.code_name} ({describe(exc)})",
                                     self.code.file.name, kind="contract") from None
             out[s] = self._array(np.array(value, dtype=np.float64, copy=True), s, what)
         return out
@@ -963,44 +522,3 @@ class CodeBinding(Binding):
 
 def bind(config: Config, loaded: Loaded, default_params: dict[Slot, np.ndarray] | None) -> Binding:
     return CodeBinding(config, loaded, default_params)
-
-
-class ReferenceBinding(Binding):
-    """backcheck's own implementation of the config's network, bound like user code.
-
-    ``variants`` plant known mistakes in its backward pass (``verify --inject``)."""
-
-    def __init__(self, config: Config, params, variants=()):
-        from backcheck import reference
-
-        self.config = config
-        self.code = None
-        self.reference = reference
-        self.net = config.network
-        self.params = [(W.copy(), b.copy()) for W, b in params]
-        self.variants = tuple(variants)
-        self.slots = [Slot(k + 1, role, f"{role}{k + 1}") for k, layer in enumerate(self.net.layers)
-                      for role in ("W", "b") if role == "W" or layer.bias]
-        self.notes = []
-        self.warnings = []
-        self.X = self.Y = None
-        self.loss_dtype = np.dtype(np.float64)
-
-    def arrays(self) -> dict[Slot, np.ndarray]:
-        return {s: self.params[s.layer - 1][0 if s.role == "W" else 1] for s in self.slots}
-
-    def swap(self, slot: Slot, arr: np.ndarray) -> np.ndarray:
-        W, b = self.params[slot.layer - 1]
-        self.params[slot.layer - 1] = (arr, b) if slot.role == "W" else (W, arr)
-        return W if slot.role == "W" else b
-
-    def raw_loss(self):
-        return self.reference.loss(self.net, self.params, self.X, self.Y)
-
-    def loss(self) -> float:
-        return float(np.real(self.raw_loss()))
-
-    def analytic(self) -> dict[Slot, np.ndarray]:
-        grads = self.reference.backward(self.net, self.params, self.X, self.Y, self.variants)
-        return {s: np.asarray(grads[s.layer - 1][0 if s.role == "W" else 1]) for s in self.slots}
-
