@@ -8,7 +8,7 @@ ONLY = {"yaml": "spec.py", "rich": "render.py", "click": "cli.py"}
 
 
 def test_heavy_imports_stay_in_their_module():
-    for path in PKG.glob("*.py"):
+    for path in PKG.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
