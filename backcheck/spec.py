@@ -93,6 +93,34 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Sequence:
+    """Several calls made in order where the YAML gives a list (e.g. a loss object's backward, then
+    the model's backward with its result). The last call's value is the key's value."""
+
+    calls: tuple[Call, ...]
+    key: str
+
+    def __str__(self) -> str:
+        return str(self.calls[-1])
+
+    @property
+    def name(self) -> str:
+        return self.calls[-1].name
+
+    @property
+    def args(self):
+        return tuple(a for c in self.calls for a in (c.args or ()))
+
+    @property
+    def lr(self):
+        return next((c.lr for c in self.calls if c.lr is not None), None)
+
+    @functools.cached_property
+    def names(self) -> tuple[str, ...]:
+        return tuple(n for c in self.calls for n in c.names)
+
+
+@dataclass(frozen=True)
 class ChainSpec:
     """A list of layer objects backcheck drives forward and backward itself."""
 
@@ -125,6 +153,7 @@ class CodeSpec:
     gradient_of: str = "mean"  # mean | sum
     spec_loss: bool = False  # loss: spec
     file_given: str = ""  # code.file as the YAML wrote it
+    objects: tuple = ()  # ((name, Call or EXPR), ...) made once after model: and init:
 
     @property
     def style(self) -> str:
@@ -368,7 +397,7 @@ def parse_config(text: str, path: Path, code_base: Path | None = None, require_c
     code = None
     if top.has("code"):
         code = _code(_Section(reader, top.located("code"), "code",
-                              ("file", "root", "import", "layout", "targets", "per_example", "gradient_of",
+                              ("file", "root", "import", "layout", "targets", "per_example", "gradient_of", "objects",
                                "params", "model", "init", "forward", "loss", "gradients", "backward",
                                "step", "grads", "chain")), network.layers)
     check = _check(_Section(reader, top.located("check"), "check",
@@ -482,13 +511,14 @@ def _code(sec: _Section, layers: tuple[LayerSpec, ...]) -> CodeSpec:
         root = root.resolve()
     calls = _Calls(sec)
     model = calls.get("model")
+    objects = calls.objects()
     chain = _chain(_Section(sec.reader, sec.located("chain"), "code.chain",
                             ("layers", "forward", "backward", "head", "loss", "loss_grad")), calls) \
         if sec.has("chain") else None
     spec_loss = sec.has("loss") and _plain(sec.located("loss")) == "spec"
-    init, forward = calls.get("init"), calls.get("forward")
-    loss = None if spec_loss else calls.get("loss")
-    gradients, step, backward = calls.get("gradients"), calls.get("step"), calls.get("backward")
+    init, forward = calls.get("init"), calls.get("forward", many=True)
+    loss = None if spec_loss else calls.get("loss", many=True)
+    gradients, step, backward = (calls.get(k, many=True) for k in ("gradients", "step", "backward"))
     if chain is not None:
         for key in ("model", "init", "gradients", "step", "backward", "forward", "loss"):
             if sec.has(key) and not (key == "loss" and spec_loss):
@@ -518,7 +548,8 @@ def _code(sec: _Section, layers: tuple[LayerSpec, ...]) -> CodeSpec:
     if chain is not None and chain.loss is None and not spec_loss:
         sec.reader.fail(sec.located("chain").node, "code.chain.loss", "missing; this key is required "
                         "(or loss: spec for code without a loss function)")
-    if step is not None and step.args is not None and step.lr is None and not _mentions(step.args, "lr"):
+    if step is not None and step.lr is None and not _mentions(step.args, "lr") and \
+            (isinstance(step, Sequence) or step.args is not None):
         sec.fail("step", "this step takes no $lr argument: say where backcheck writes the learning rate "
                          "(lr: a path such as $module.LEARNING_RATE or layers[*].optimizer.lr) or give the "
                          "code's fixed rate (lr: 0.1)")
@@ -545,7 +576,7 @@ def _code(sec: _Section, layers: tuple[LayerSpec, ...]) -> CodeSpec:
         import_mode=sec.get("import", str, default="all", choices=("all", "definitions")),
         per_example={False: "batch", True: "example", "vector": "vector"}[_per_example(sec)],
         gradient_of=sec.get("gradient_of", str, default="mean", choices=("mean", "sum")),
-        spec_loss=spec_loss, file_given=file)
+        spec_loss=spec_loss, file_given=file, objects=objects)
 
 
 def chain_is_step(chain: ChainSpec) -> bool:
@@ -591,13 +622,35 @@ class _Calls:
         self.exprs: list[tuple[str, Any, str]] = []  # (text, node, keypath)
         self.defined: set[str] = set()
 
-    def get(self, key: str) -> Call | None:
+    def get(self, key: str, many: bool = False):
+        """The call at ``key``; with ``many``, a list of calls is a Sequence made in order."""
         if not self.sec.has(key):
             return None
         loc = self.sec.located(key)
         if key == "loss" and loc.value == "spec":
             return None
+        if many and isinstance(loc.value, list):
+            if not loc.value:
+                self.sec.fail(key, "expected a call or a list of calls")
+            return Sequence(tuple(self.parse(item, f"code.{key}[{i}]") for i, item in enumerate(loc.value)),
+                            f"code.{key}")
         return self.parse(loc, f"code.{key}")
+
+    def objects(self) -> tuple:
+        """code.objects: (name, CALL or EXPR) made once, in order, each then usable as $name."""
+        if not self.sec.has("objects"):
+            return ()
+        loc = self.sec.located("objects")
+        if not isinstance(loc.value, dict) or not loc.value:
+            self.sec.fail("objects", "expected a mapping of names to calls, such as {loss_fn: {call: CrossEntropy}}")
+        out = []
+        for name, item in loc.value.items():
+            if not name.isidentifier() or name in BUILTIN_NAMES or name in CHAIN_NAMES:
+                self.reader.fail(item.node, f"code.objects.{name}", f"'{name}' cannot name an object: choose a name "
+                                 "that is not one of backcheck's")
+            out.append((name, self.call_or_expr(item, f"code.objects.{name}")))
+            self.defined.add(name)
+        return tuple(out)
 
     def parse(self, loc: _Located, keypath: str) -> Call:
         if isinstance(loc.value, str):

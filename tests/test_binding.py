@@ -2,6 +2,7 @@
 package roots, import: definitions, a fixed learning rate, 1-D examples with integer labels."""
 
 import textwrap
+from pathlib import Path
 
 from backcheck.runner import verify
 
@@ -43,6 +44,7 @@ FUNCS = "code:\n  file: net.py\n  params: {W: 'W{k}', b: 'b{k}'}\n  loss: loss\n
 
 def _run(tmp_path, code: str, yaml_text: str, files=None):
     (tmp_path / "net.py").write_text(textwrap.dedent(code))
+    (tmp_path / "sequential.py").write_text(code)
     for name, text in (files or {}).items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(textwrap.dedent(text))
@@ -146,3 +148,37 @@ def scaling_grads(p, X, Y):
     j = _run(tmp_path, code, NET + FUNCS.replace("loss: loss", "loss: scaling_loss")
              .replace("gradients: grads", "gradients: scaling_grads"))
     assert j["exit_code"] == 0, j
+
+
+SEQUENTIAL = """network:
+  input: 4
+  layers: [{units: 5, activation: tanh}, {units: 3, activation: softmax}]
+  loss: cross_entropy
+data:
+  random: {}
+code:
+  file: sequential.py
+  model: {call: build, args: [$n_input, "$hidden[0]", $n_output]}
+  objects:
+    ce: {call: CrossEntropy}
+  params:
+    - {W: "layers[0].W", b: "layers[0].b"}
+    - {W: "layers[2].W", b: "layers[2].b"}
+  forward: {call: forward, args: [$X], returns: p}
+  loss: {call: $ce.forward, args: [$p, $Y]}
+  backward:
+    - {call: $ce.backward, args: [$p, $Y], returns: dp}
+    - {call: backward, args: [$dp]}
+  grads:
+    - {W: "layers[0].grad_W", b: "layers[0].grad_b"}
+    - {W: "layers[2].grad_W", b: "layers[2].grad_b"}
+"""
+
+
+def test_objects_and_a_list_of_calls_bind_a_container_with_a_separate_loss_object(tmp_path):
+    program = (Path(__file__).parent / "programs" / "sequential.py").read_text()
+    assert _run(tmp_path, program, SEQUENTIAL)["exit_code"] == 0
+    wrong = _run(tmp_path, program.replace("self.grad_b = g.sum(0)", "self.grad_b = 2 * g.sum(0)"), SEQUENTIAL)
+    assert wrong["exit_code"] == 1
+    assert {(l["index"], p["name"]) for l in wrong["layers"] for p in l["params"] if p["status"] == "wrong"} \
+        == {(1, "b"), (2, "b")}

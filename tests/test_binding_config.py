@@ -131,3 +131,15 @@ def test_gradient_of_sum_needs_the_whole_batch(tmp_path):
     msg = _err(tmp_path, "  per_example: true\n  gradient_of: sum\n  params: {W: 'W{k}', b: 'b{k}'}\n"
                          "  loss: loss\n  gradients: grads\n")
     assert msg.startswith("model.yaml:12:16: code.gradient_of: gradient_of: sum is for code that takes the whole")
+
+
+def test_objects_may_not_take_a_backcheck_name(tmp_path):
+    msg = _err(tmp_path, "  objects: {X: {call: Scaler}}\n  params: {W: 'W{k}', b: 'b{k}'}\n"
+                         "  loss: loss\n  gradients: grads\n")
+    assert "code.objects.X: 'X' cannot name an object" in msg
+
+
+def test_a_list_of_calls_is_checked_call_by_call(tmp_path):
+    msg = _err(tmp_path, "  params: {W: 'W{k}', b: 'b{k}'}\n  loss: loss\n"
+                         "  gradients:\n    - {call: prep, returns: z}\n    - {call: grads, args: [$params, $zz]}\n")
+    assert "code.gradients[1].args[1]: $zz is not defined" in msg and "(did you mean 'z'?)" in msg

@@ -13,7 +13,7 @@ from backcheck.binding.calls import (DTYPES, Scope, describe, expr_text, assign,
 from backcheck.binding.loading import Loaded
 from backcheck.binding.params import Slot, canonical_shape, orientation
 from backcheck.errors import ConfigError, UserCodeError
-from backcheck.spec import Call, Config, parse_expr, parse_path
+from backcheck.spec import Call, Config, Sequence, parse_expr, parse_path
 
 
 class CodeBinding(Binding):
@@ -37,6 +37,9 @@ class CodeBinding(Binding):
         if code.model is not None:
             self.model = self._invoke(code.model, (), self.scope, module_level=True)
             self.scope["model"] = self.owner = self.model
+        for name, item in code.objects:
+            self.scope[name] = self._invoke(item, (), self.scope, module_level=True) if isinstance(item, Call) \
+                else evaluate(item, self.scope, self.file_name)
         if self.chain is not None:
             self._build_chain()
         if code.init is not None:
@@ -173,8 +176,13 @@ class CodeBinding(Binding):
                               self.config.where(call.key))
         return fn
 
-    def _invoke(self, call: Call, defaults: tuple, scope: Scope, *, module_level=False, owner=None):
-        """Call it with its arguments evaluated in ``scope``; bind its `returns` names into scope."""
+    def _invoke(self, call, defaults: tuple, scope: Scope, *, module_level=False, owner=None):
+        """Call it with its arguments evaluated in ``scope``; bind its `returns` names into scope.
+        A Sequence makes its calls in order (the key's default arguments go to the last)."""
+        if isinstance(call, Sequence):
+            for c in call.calls[:-1]:
+                self._invoke(c, (), scope, module_level=module_level, owner=owner)
+            return self._invoke(call.calls[-1], defaults, scope, module_level=module_level, owner=owner)
         where = self.file_name
         fn = self._callable(call, module_level, scope, owner)
         arg_exprs = call.args if call.args is not None else defaults
