@@ -182,3 +182,41 @@ def test_objects_and_a_list_of_calls_bind_a_container_with_a_separate_loss_objec
     assert wrong["exit_code"] == 1
     assert {(l["index"], p["name"]) for l in wrong["layers"] for p in l["params"] if p["status"] == "wrong"} \
         == {(1, "b"), (2, "b")}
+
+
+def test_parameters_in_a_global_dict_of_a_script_that_trains_when_imported(tmp_path):
+    code = """
+import numpy as np
+
+rng = np.random.default_rng(1)
+weights = {"W1": rng.normal(0, 0.5, (3, 4)), "b1": np.zeros(4), "W2": rng.normal(0, 0.5, (4, 2)),
+           "b2": np.zeros(2)}
+
+def forward(X):
+    h = np.tanh(X @ weights["W1"] + weights["b1"])
+    z = h @ weights["W2"] + weights["b2"]
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return h, e / e.sum(axis=1, keepdims=True)
+
+def loss(X, Y):
+    return -np.mean(np.sum(Y * np.log(forward(X)[1]), axis=1))
+
+def backward(X, Y):
+    h, p = forward(X)
+    d2 = (p - Y) / len(X)
+    d1 = (d2 @ weights["W2"].T) * (1 - h ** 2)
+    return {"W1": X.T @ d1, "b1": d1.sum(0), "W2": h.T @ d2, "b2": d2.sum(0)}
+
+while True:  # trains forever when imported
+    g = backward(rng.normal(size=(4, 3)), np.eye(2)[[0, 1, 0, 1]])
+"""
+    yaml_text = NET + """code:
+  file: net.py
+  import: definitions
+  params: {W: "$module.weights['W{k}']", b: "$module.weights['b{k}']"}
+  loss: {call: loss, args: [$X, $Y]}
+  gradients: {call: backward, args: [$X, $Y], returns: g}
+  grads: {W: "$g['W{k}']", b: "$g['b{k}']"}
+"""
+    j = _run(tmp_path, code, yaml_text)
+    assert j["exit_code"] == 0, j["error"]

@@ -86,11 +86,14 @@ class CodeBinding(Binding):
         return ("$seed",) if required or (takes_any and len(sig.parameters) == 1) else ()
 
     def _created_params(self, default_params) -> dict:
-        """Parameters backcheck creates for function-style code without init: a dict by name."""
+        """Parameters backcheck creates for function-style code without init: a dict by name.
+        Parameters at other places (``$module.weights['W1']``: the code's own globals) are the code's."""
         out = {}
         for s in self.slots:
             root, parts = self._root_and_parts(s.code_name)
-            if root not in (None, "params") or len(parts) != 1 or not isinstance(parts[0], str):
+            if root not in (None, "params"):
+                continue
+            if len(parts) != 1 or not isinstance(parts[0], str):
                 raise ConfigError(f"without init:, backcheck creates the parameters as a dict and each entry of "
                                   f"code.params must be a plain name; got {s.code_name!r}",
                                   self.config.where("code.params"))

@@ -115,6 +115,7 @@ def _definitions(body: list) -> tuple[list, list]:
     """The statements of a module that only define things: imports, def, class, and assignments
     whose calls construct the module's own classes or numpy values. (kept, skipped line numbers)"""
     classes = {n.name for n in body if isinstance(n, ast.ClassDef)}
+    numpy_names = {"np", "numpy"}  # grows with kept names holding numpy values (rng = np.random.default_rng())
     keep, skipped = [], []
     for node in body:
         if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -122,17 +123,27 @@ def _definitions(body: list) -> tuple[list, list]:
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             keep.append(node)  # the docstring
         elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and \
-                all(_safe_call(c, classes) for c in ast.walk(node.value) if isinstance(c, ast.Call)):
+                all(_safe_call(c, classes, numpy_names) for c in ast.walk(node.value) if isinstance(c, ast.Call)):
             keep.append(node)
+            calls = [c for c in ast.walk(node.value) if isinstance(c, ast.Call)]
+            if calls and all(_root_name(c.func) in numpy_names for c in calls):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                numpy_names.update(t.id for t in targets if isinstance(t, ast.Name))
         else:
             skipped.append(node.lineno)
     return keep, skipped
 
 
-def _safe_call(call: ast.Call, classes: set) -> bool:
+def _safe_call(call: ast.Call, classes: set, numpy_names: set) -> bool:
+    """A call that builds a value: the module's own class, a builtin constructor, or numpy (including
+    methods of numpy values such as a random generator); not a function that might train."""
     f = call.func
     if isinstance(f, ast.Name):
         return f.id in classes or f.id in _SAFE_CALLS
+    return _root_name(f) in numpy_names
+
+
+def _root_name(f) -> str | None:
     while isinstance(f, ast.Attribute):
         f = f.value
-    return isinstance(f, ast.Name) and f.id in ("np", "numpy")
+    return f.id if isinstance(f, ast.Name) else None
