@@ -100,7 +100,7 @@ def analytic_gradient(binding: Binding, precision: Precision) -> Analytic:
         raise UserCodeError(
             f"{binding.step_name}() is not plain SGD: the update of the output layer is not lr times a fixed "
             "gradient (momentum, Adam or a schedule?); backcheck reads gradients from plain SGD steps only. "
-            "Bind gradients: instead", binding.code.file.name, kind="contract")
+            "Bind the gradients instead (gradients:, or backward: with grads:; see docs/binding.md)", binding.code.file.name, kind="contract")
     k = max(moved) + 1
     out.findings.append(Finding(
         "step/stale-weights", k, "error",
