@@ -44,6 +44,25 @@ def verify(config: str, fmt: str, no_color: bool, inject: tuple, show_output: bo
 
 
 @main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: the report and the training summary; json: one JSON object with a train section.")
+@click.option("--no-color", is_flag=True, help="Plain text without colour (NO_COLOR does the same).")
+@click.option("--show-output", is_flag=True, help="Let the checked code's prints through to stderr.")
+def diagnose(config: str, fmt: str, no_color: bool, show_output: bool) -> None:
+    """Why does my loss rise? Check the gradients, then train with them and explain what happens."""
+    from backcheck import render
+    from backcheck.runner import Options, diagnose_config_path
+
+    result = diagnose_config_path(config, Options(show_output=show_output))
+    if fmt == "json":
+        click.echo(render.to_json(result))
+    else:
+        render.report(result, render.console(no_color, stderr=result.error is not None))
+    sys.exit(int(result.exit_code))
+
+
+@main.command()
 @click.argument("submissions", type=click.Path(file_okay=False))
 @click.option("--config", "config", required=True, type=click.Path(dir_okay=False),
               help="The assignment's YAML; its code.file is read in each submission's folder.")

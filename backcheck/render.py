@@ -32,7 +32,8 @@ def report(result: CheckResult, console: Console) -> None:
         return
     m = result.method
     mode = "" if m.mode == "default" else f", {m.mode}" + (f", {m.jobs} jobs" if m.jobs > 1 else "")
-    console.print(f"[bold]backcheck verify[/bold] {result.config}  ({m.name} differences, "
+    command = "diagnose" if "train" in result.extra else "verify"
+    console.print(f"[bold]backcheck {command}[/bold] {result.config}  ({m.name} differences, "
                   f"eps {m.eps:g}, {m.dtype}{mode})")
     table = Table(show_header=True, header_style="bold", expand=False, pad_edge=False)
     for name, justify in (("layer", "left"), ("param", "left"), ("shape", "left"), ("rel err", "right"),
@@ -76,10 +77,15 @@ def report(result: CheckResult, console: Console) -> None:
                 body.append(f"   {f.detail} (confidence {f.confidence:.2f})\n", style="dim")
         body.rstrip()
         console.print(Panel(body, title="Diagnosis", title_align="left", border_style="red"))
+    for f in result.findings:
+        if f.severity != "error":
+            console.print(Text.assemble(("warning ", "yellow"), (f"[{f.id}] ", "yellow"), f.title,
+                                        (f" (fix: {f.fix})" if f.fix else "", "dim")))
     for w in result.warnings:
         console.print(Text.assemble(("warning ", "yellow"), (f"[{w.id}] ", "yellow"), w.message))
     for note in result.notes:
         console.print(Text(f"note: {note}", style="dim"))
+    training(result, console)
     console.print(_verdict(result))
 
 
@@ -91,6 +97,9 @@ def _verdict(result: CheckResult) -> Text:
         return Text(f"OK: all {total} gradients agree with finite differences{extra}.", style="bold green")
     origin = result.origin_layer
     first = next((f for f in result.findings if f.severity == "error"), None)
+    if n_wrong == 0 and origin is None and first is not None:
+        return Text(f"NOT OK: all {total} gradients agree with finite differences, but {first.id}: {first.title}.",
+                    style="bold red")
     named = f" Most likely: {first.id}." if first and first.id != "unknown" else ""
     return Text(f"WRONG: {n_wrong} of {total} gradients disagree; the error starts at layer {origin}.{named}",
                 style="bold red")
@@ -140,3 +149,25 @@ def grade_summary(g, console: Console) -> None:
     total = sum(s.score for s in g.submissions)
     most = sum(s.max_score for s in g.submissions)
     console.print(f"{len(g.submissions)} submissions: {parts}; {total:g} of {most:g} layer points", soft_wrap=True)
+
+
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+def training(result: CheckResult, console: Console) -> None:
+    """The training summary of ``backcheck diagnose``: the loss curve in one line and its trend."""
+    train = result.extra.get("train")
+    if not train:
+        return
+    losses = [v for v in train["losses"] if v == v and abs(v) != float("inf")]
+    if not losses:
+        console.print(f"training: lr {train['lr']:g}: no finite loss (trend {train['trend']})")
+        return
+    picks = [losses[int(i * (len(losses) - 1) / 39)] for i in range(min(40, len(losses)))]
+    lo, hi = min(picks), max(picks)
+    spark = "".join(_SPARK[int((v - lo) / (hi - lo) * (len(_SPARK) - 1)) if hi > lo else 0] for v in picks)
+    colour = {"falling": "green", "flat": "yellow"}.get(train["trend"], "red")
+    console.print(Text.assemble(
+        f"training: lr {train['lr']:g}, {len(train['losses'])} of {train['steps']} steps  ", spark,
+        f"  loss {losses[0]:.4g} -> min {min(losses):.4g} -> {losses[-1]:.4g}  ",
+        (train["trend"].upper(), f"bold {colour}")))

@@ -37,6 +37,7 @@ class Options:
     exhaustive: bool = False  # probe every entry of every parameter (default: large ones are sampled)
     jobs: int = 1  # processes probing entries at once (--exhaustive); each loads the code once
     memory_mb: int | None = None  # address-space limit of the process running the code (grade)
+    command: str = "verify"  # verify | diagnose (the check, then training with the code's gradients)
 
 
 def verify(path, options: Options = Options(), *, isolate: bool = True) -> CheckResult:
@@ -55,6 +56,13 @@ def verify(path, options: Options = Options(), *, isolate: bool = True) -> Check
     return _run_in_child(config, options, shown)
 
 
+def diagnose_config_path(path, options: Options = Options(), *, isolate: bool = True) -> CheckResult:
+    """``backcheck diagnose``: ``verify`` and then training; the result has a "train" section."""
+    from dataclasses import replace
+
+    return verify(path, replace(options, command="diagnose"), isolate=isolate)
+
+
 def verify_config(config: Config, options: Options, shown: str) -> CheckResult:
     """Check an already-read config in a child process (``backcheck grade`` reads one per submission)."""
     return _run_in_child(config, options, shown)
@@ -70,6 +78,8 @@ def failed(shown: str, path, exc: BackcheckError, name: str | None = None) -> Ch
 def run_guarded(config: Config, options: Options, shown: str, progress=None) -> CheckResult:
     """run_check with every failure turned into a result (in whichever process runs it)."""
     try:
+        if options.command == "diagnose":
+            return run_diagnose(config, options, shown, progress)
         return run_check(config, options, shown, progress)
     except BackcheckError as exc:
         return failed(shown, config.path, exc, config.name)
@@ -129,6 +139,27 @@ def prepare(config: Config, options: Options, progress=None) -> Prepared:
     binding.attach(*data.for_code(layout, targets), canonical=(data.X, data.Y))
     warnings += [CheckWarning(i, m) for i, m in binding.warnings]
     return Prepared(binding, data, orient, layout, notes, warnings)
+
+
+def run_diagnose(config: Config, options: Options, shown: str, progress=None) -> CheckResult:
+    """``backcheck diagnose``: the gradient check, then training with the code's own gradients, and
+    what the losses, the activations and a line search say (contract section 5)."""
+    from dataclasses import replace
+
+    from backcheck.train import train
+
+    checked = run_check(config, options, shown, progress)
+    if checked.error is not None:
+        return checked
+    prep = prepare(config, options)
+    slots = prep.binding.slots
+
+    def canonical(arrays):
+        return _canonical_params(slots, arrays, prep.orient, config.network)
+
+    training = train(config, prep, canonical, gradients_right=checked.exit_code == 0)
+    return replace(checked, findings=checked.findings + training.findings, notes=checked.notes + training.notes,
+                   extra={**checked.extra, "train": training.to_json()})
 
 
 def run_check(config: Config, options: Options, shown: str, progress=None) -> CheckResult:
