@@ -59,3 +59,9 @@ def test_cli_json_and_text():
     assert out.exit_code == 1 and json.loads(out.output)["train"]["lr"] == 40
     text = runner.invoke(main, ["diagnose", str(SAMPLES / "healthy.yaml"), "--no-color"])
     assert text.exit_code == 0 and "FALLING" in text.output and "backcheck diagnose" in text.output
+
+
+def test_a_gradient_with_the_wrong_sign_is_not_a_descent_direction():
+    j = diagnose_config_path(ROOT / "samples" / "bugs" / "sign_flipped.yaml", isolate=False).to_json()
+    assert {"scale/sign", "train/not-descent"} <= {f["id"] for f in j["findings"]}
+    assert j["train"]["trend"] in ("rising", "diverged")
