@@ -32,10 +32,16 @@ def main() -> None:
 def verify(config: str, fmt: str, no_color: bool, inject: tuple, show_output: bool, exhaustive: bool,
            jobs: int) -> None:
     """Check the gradients of the code CONFIG points at, layer by layer, and name the mistake."""
-    from backcheck import render
     from backcheck.runner import Options, verify as run
 
-    result = run(config, Options(inject=tuple(inject), show_output=show_output, exhaustive=exhaustive, jobs=jobs))
+    _emit(run(config, Options(inject=tuple(inject), show_output=show_output, exhaustive=exhaustive, jobs=jobs)),
+          fmt, no_color)
+
+
+def _emit(result, fmt: str, no_color: bool) -> None:
+    """Print a check's result as JSON or as the report, and exit with its code."""
+    from backcheck import render
+
     if fmt == "json":
         click.echo(render.to_json(result))
     else:
@@ -51,15 +57,9 @@ def verify(config: str, fmt: str, no_color: bool, inject: tuple, show_output: bo
 @click.option("--show-output", is_flag=True, help="Let the checked code's prints through to stderr.")
 def diagnose(config: str, fmt: str, no_color: bool, show_output: bool) -> None:
     """Why does my loss rise? Check the gradients, then train with them and explain what happens."""
-    from backcheck import render
     from backcheck.runner import Options, diagnose_config_path
 
-    result = diagnose_config_path(config, Options(show_output=show_output))
-    if fmt == "json":
-        click.echo(render.to_json(result))
-    else:
-        render.report(result, render.console(no_color, stderr=result.error is not None))
-    sys.exit(int(result.exit_code))
+    _emit(diagnose_config_path(config, Options(show_output=show_output)), fmt, no_color)
 
 
 @main.command()

@@ -354,11 +354,17 @@ class CodeBinding(Binding):
         return self._writable_retry(self._analytic)
 
     def _analytic(self) -> dict[Slot, np.ndarray]:
+        return self._over_examples(lambda x, y, before: self._grads_once(x, y))
+
+    def _over_examples(self, one) -> dict[Slot, np.ndarray]:
+        """``one(x, y, before)`` for every call's data, each from the same starting parameters (restored
+        in between and afterwards), averaged as the code's gradient."""
         before = self.snapshot()
         total, n = None, 0
         try:
             for x, y in self._examples():
-                g = self._grads_once(x, y)
+                g = one(x, y, before)
+                self._rebind()
                 self.restore(before)
                 total = g if total is None else {s: total[s] + g[s] for s in g}
                 n += 1
@@ -436,20 +442,12 @@ class CodeBinding(Binding):
 
     def _step_gradient(self, lr: float) -> dict[Slot, np.ndarray]:
         lr = self.fixed_lr or lr
-        before = self.snapshot()
-        total, n = None, 0
-        try:
-            for x, y in self._examples():
-                after = self._step_once(x, y, lr)
-                g = {s: (before[s].astype(np.float64) - after[s]) / lr for s in self.slots}
-                self._rebind()
-                self.restore(before)
-                total = g if total is None else {s: total[s] + g[s] for s in g}
-                n += 1
-        finally:
-            self._rebind()
-            self.restore(before)
-        out = self._average(total, n)
+
+        def one(x, y, before):
+            after = self._step_once(x, y, lr)
+            return {s: (before[s].astype(np.float64) - after[s]) / lr for s in self.slots}
+
+        out = self._over_examples(one)
         self._not_plain_sgd(out)
         return out
 
