@@ -51,9 +51,15 @@ def choose_precision(binding: Binding, eps: float | None, tolerance: float | Non
     warnings = []
     param32 = [s.code_name for s, a in binding.arrays().items() if a.dtype.itemsize < 8]
     loss32 = binding.loss_dtype.itemsize < 8
+    if param32 and not loss32:
+        # float(loss) or loss.item() hides float32 arithmetic behind a Python float: a loss that is
+        # exactly a float32 number was computed in float32 (a float64 result is one by chance ~2**-29).
+        value = binding.loss()
+        loss32 = value != 0.0 and float(np.float32(value)) == value
     if not (param32 or loss32):
         return Precision("float64", eps or 1e-6, tolerance or 1e-6, np.dtype(np.float64)), warnings
-    what = "the loss is computed in float32" if loss32 else f"{', '.join(param32[:3])} are float32 arrays"
+    names = ", ".join(param32[:3]) + (f" and {len(param32) - 3} more" if len(param32) > 3 else "")
+    what = "the loss is computed in float32" if loss32 else f"{names} are float32 arrays"
     # cbrt(float32 eps) balances rounding against truncation for central differences
     p = Precision("float32", eps or (5e-3 if loss32 else 1e-5), tolerance or (1e-2 if loss32 else 1e-4),
                   np.dtype(np.float32) if loss32 else np.dtype(np.float64))

@@ -553,14 +553,14 @@ def _code(sec: _Section, layers: tuple[LayerSpec, ...]) -> CodeSpec:
         sec.fail("step", "this step takes no $lr argument: say where backcheck writes the learning rate "
                          "(lr: a path such as $module.LEARNING_RATE or layers[*].optimizer.lr) or give the "
                          "code's fixed rate (lr: 0.1)")
-    params = _param_table(sec, "params", layers)
+    params = _param_table(sec, "params", layers, calls=calls)
     grads = ()
     needs_grads = (chain is not None and not chain_is_step(chain)) or backward is not None or \
         (producer is None and chain is None)
     if has_grads:
         if step is not None or (chain is not None and chain_is_step(chain)):
             sec.fail("grads", "a step's gradients are read from the update of the parameters; remove grads:")
-        grads = _param_table(sec, "grads", layers, orient=False)
+        grads = _param_table(sec, "grads", layers, orient=False, calls=calls)
     elif needs_grads:
         sec.require("grads")
     calls.check_names(chain is not None)
@@ -741,13 +741,15 @@ class _Calls:
         for text, node, keypath in self.exprs:
             root = parse_expr(text)[0]
             if root not in known:
-                hint = _did_you_mean(root, sorted(known))
+                same = [n for n in sorted(known) if n.lower() == root.lower()]  # $G for $g, $dw1 for $dW1
+                hint = f" (did you mean '{same[0]}'?)" if same else _did_you_mean(root, sorted(known))
                 self.reader.fail(node, keypath, f"${root} is not defined: expected one of backcheck's names "
                                  f"({', '.join('$' + n for n in BUILTIN_NAMES)}) or a name from a "
                                  f"returns:{hint}")
 
 
-def _param_table(sec: _Section, key: str, layers: tuple[LayerSpec, ...], orient: bool = True) -> tuple[dict, ...]:
+def _param_table(sec: _Section, key: str, layers: tuple[LayerSpec, ...], orient: bool = True,
+                 calls: "_Calls | None" = None) -> tuple[dict, ...]:
     """Per layer {"W": path, "b": path, "orient": ...}: from a list, or from one template mapping
     with {k} (layer from 1) and {i} (from 0)."""
     loc = sec.require(key)
@@ -781,6 +783,8 @@ def _param_table(sec: _Section, key: str, layers: tuple[LayerSpec, ...], orient:
                 parse_expr(text) if text.startswith("$") else parse_path(text)
             except ValueError as exc:
                 psec.fail(role, str(exc))
+            if calls is not None:  # a $name in a table is checked like one in a call's arguments
+                calls.note_table(text, psec.located(role).node, psec.path(role))
             entry[role] = text
         if "orient" in raw:
             if raw["orient"] not in ORIENTS:

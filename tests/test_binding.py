@@ -220,3 +220,50 @@ while True:  # trains forever when imported
 """
     j = _run(tmp_path, code, yaml_text)
     assert j["exit_code"] == 0, j["error"]
+
+
+def test_float32_code_that_returns_a_python_float_is_checked_at_float32_precision(tmp_path):
+    # float(loss) hides float32 arithmetic; with a float64 step the probes drown in rounding and a
+    # transposed weight gradient used to pass as a kink.
+    program = (Path(__file__).parent / "programs" / "float32_python_loss.py").read_text()
+    yaml_text = NET.replace("{units: 4, activation: tanh}", "{units: 4, activation: tanh}").replace(
+        "input: 3", "input: 4").replace("{units: 2, activation: softmax}", "{units: 3, activation: softmax}") + """code:
+  file: net.py
+  model: Net
+  params: {W: "params['W{k}']", b: "params['b{k}']"}
+  loss: loss
+  backward: {call: gradients, args: [$X, $Y], returns: g}
+  grads: {W: "$g['W{k}']", b: "$g['b{k}']"}
+"""
+    right = _run(tmp_path, program, yaml_text)
+    assert right["exit_code"] == 0 and "precision/float32" in {w["id"] for w in right["warnings"]}
+    wrong = _run(tmp_path, program.replace('g["W1"] = X.T @ dz1', 'g["W1"] = (dz1.T @ X)'), yaml_text)
+    assert wrong["exit_code"] == 1
+    assert "weight-gradient/transposed" in {f["id"] for f in wrong["findings"]}
+
+
+def test_a_learning_rate_path_that_does_not_exist_is_named(tmp_path):
+    code = MLP + """
+class Net:
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.p = {"W1": rng.normal(size=(3, 4)), "b1": np.zeros(4), "W2": rng.normal(size=(4, 2)), "b2": np.zeros(2)}
+        self.lr = 0.1
+
+    def loss(self, X, Y):
+        return loss(self.p, X, Y)
+
+    def step(self, X, Y):
+        for k, g in grads(self.p, X, Y).items():
+            self.p[k] -= self.lr * g
+"""
+    yaml_text = NET + """code:
+  file: net.py
+  model: Net
+  params: {W: "p['W{k}']", b: "p['b{k}']"}
+  loss: loss
+  step: {call: step, args: [$X, $Y], lr: learning_rate}
+"""
+    j = _run(tmp_path, code, yaml_text)
+    assert j["exit_code"] == 3 and "cannot write the learning rate at learning_rate" in j["error"]["message"]
+    assert _run(tmp_path, code, yaml_text.replace("lr: learning_rate", "lr: lr"))["exit_code"] == 0

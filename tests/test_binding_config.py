@@ -143,3 +143,10 @@ def test_a_list_of_calls_is_checked_call_by_call(tmp_path):
     msg = _err(tmp_path, "  params: {W: 'W{k}', b: 'b{k}'}\n  loss: loss\n"
                          "  gradients:\n    - {call: prep, returns: z}\n    - {call: grads, args: [$params, $zz]}\n")
     assert "code.gradients[1].args[1]: $zz is not defined" in msg and "(did you mean 'z'?)" in msg
+
+
+def test_undefined_name_in_a_grads_table_is_a_config_error(tmp_path):
+    msg = _err(tmp_path, "  params: {W: 'W{k}', b: 'b{k}'}\n  loss: loss\n"
+                         "  gradients: {call: grads, returns: g}\n  grads: {W: \"$G['dW{k}']\", b: \"$g['db{k}']\"}\n")
+    assert msg.startswith("model.yaml:14:")
+    assert "code.grads.W: $G is not defined" in msg and "(did you mean 'g'?)" in msg

@@ -13,7 +13,7 @@ from backcheck.binding.calls import (DTYPES, Scope, describe, expr_text, assign,
 from backcheck.binding.loading import Loaded
 from backcheck.binding.params import Slot, canonical_shape, orientation
 from backcheck.errors import ConfigError, UserCodeError
-from backcheck.spec import Call, Config, Sequence, parse_expr, parse_path
+from backcheck.spec import WILDCARD, Call, Config, Sequence, parse_expr, parse_path
 
 
 class CodeBinding(Binding):
@@ -195,10 +195,12 @@ class CodeBinding(Binding):
             for text in call.lr:
                 base, parts = self._locate(text, "lr", scope)
                 try:
+                    _existing(base, parts)  # a typo must not create a new attribute the code never reads
                     assign(base, parts, scope["lr"])
                 except (AttributeError, KeyError, IndexError, TypeError) as exc:
-                    raise UserCodeError(f"cannot write the learning rate at {text} ({describe(exc)})",
-                                        where, kind="contract") from None
+                    raise UserCodeError(f"cannot write the learning rate at {text}: the path does not exist "
+                                        f"({describe(exc)}); code.step's lr: must name the code's own learning "
+                                        "rate", where, kind="contract") from None
 
         def what() -> str:
             shown = ", ".join([expr_text(a) for a in arg_exprs] + [f"{k}={expr_text(v)}" for k, v in call.kwargs])
@@ -531,3 +533,13 @@ class CodeBinding(Binding):
 
 def bind(config: Config, loaded: Loaded, default_params: dict[Slot, np.ndarray] | None) -> Binding:
     return CodeBinding(config, loaded, default_params)
+
+
+def _existing(root, parts) -> None:
+    """Raise (AttributeError, KeyError, ...) unless the path resolves, for every element at a [*]."""
+    if WILDCARD in parts:
+        i = parts.index(WILDCARD)
+        for item in resolve(root, parts[:i]):
+            _existing(item, parts[i + 1:])
+        return
+    resolve(root, parts)
