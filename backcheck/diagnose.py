@@ -682,10 +682,18 @@ def _unknown_finding(ev: Evidence, k: int, right, base: float) -> Finding:
     bad_W = np.abs(aW - dW) > tol * (np.abs(aW) + np.abs(dW)) + 1e-12 * (np.abs(dW).max() + 1e-300)
     bad_b = np.abs(ab - db) > tol * (np.abs(ab) + np.abs(db)) + 1e-12 * (np.abs(db).max() + 1e-300)
     pattern = _pattern(bad_W, bad_b, ev.layout)
+    factor = ""
+    for name, a, r, bad in (("weight", aW, dW, bad_W), ("bias", ab, db, bad_b)):
+        if bad.any() and np.any(r):
+            c = float(np.vdot(a, r) / np.vdot(r, r))
+            if _rel(a, c * r) <= tol / 10:
+                n = len(ev.X)
+                why = f" (the batch size {n})" if _near(abs(c), n) or _near(abs(c), 1 / n) else ""
+                factor += f"; the {name} gradient is exactly {c:.4g} times the right one{why}"
     return Finding(
         "unknown", k, "error",
         f"layer {k} ({ev.net.layers[k - 1].activation}): wrong, and no known mistake reproduces it; "
-        f"wrong entries: {pattern}",
+        f"wrong entries: {pattern}{factor}",
         f"relative error {base:.1e} against the right gradient of this layer (the layers above are right or "
         "explained)", "compare this layer's backward step by step with the forward it inverts: "
                       "dz = dA * f'(z), dW from the layer's input and dz, db = dz summed over the batch", 0.5)
