@@ -267,3 +267,12 @@ class Net:
     j = _run(tmp_path, code, yaml_text)
     assert j["exit_code"] == 3 and "cannot write the learning rate at learning_rate" in j["error"]["message"]
     assert _run(tmp_path, code, yaml_text.replace("lr: learning_rate", "lr: lr"))["exit_code"] == 0
+
+
+def test_an_unknown_mistake_that_is_a_constant_factor_says_so():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        j = _run(Path(d), MLP.replace('"W1": X.T @ d1', '"W1": X.T @ d1 * len(X)'), NET + FUNCS)
+    finding = next(f for f in j["findings"] if f["layer"] == 1)
+    assert "the weight gradient is exactly" in finding["title"] and "the batch size" in finding["title"]
