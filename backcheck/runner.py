@@ -27,6 +27,8 @@ from backcheck.results import CheckResult, CheckWarning, ErrorInfo, Finding, Lay
 from backcheck.spec import Config, load_config
 
 STARTUP_GRACE = 60.0  # seconds a child may take to start and import numpy before the timeout runs
+TRAIN_SHARE = 0.6  # diagnose: the check and the training stop by this share of check.timeout; the rest is
+# left for the line search and the reports, so that a long train.steps ends in a shorter run, not a timeout
 POOL_MIN_SECONDS = 1.0  # --jobs: below this much serial probing, a worker's start-up costs more than it saves
 
 
@@ -148,6 +150,7 @@ def run_diagnose(config: Config, options: Options, shown: str, progress=None) ->
 
     from backcheck.train import train
 
+    deadline = time.monotonic() + TRAIN_SHARE * config.check.timeout
     checked = run_check(config, options, shown, progress)
     if checked.error is not None:
         return checked
@@ -157,7 +160,10 @@ def run_diagnose(config: Config, options: Options, shown: str, progress=None) ->
     def canonical(arrays):
         return _canonical_params(slots, arrays, prep.orient, config.network)
 
-    training = train(config, prep, canonical, gradients_right=checked.exit_code == 0)
+    try:
+        training = train(config, prep, canonical, gradients_right=checked.exit_code == 0, deadline=deadline)
+    except UserCodeError as exc:  # the code broke while training: keep what the check found
+        return replace(checked, error=ErrorInfo(exc.kind, f"while training: {exc.message}", exc.where))
     return replace(checked, findings=checked.findings + training.findings, notes=checked.notes + training.notes,
                    extra={**checked.extra, "train": training.to_json()})
 

@@ -2,6 +2,7 @@
 that explain the loss curve. Each sample in samples/diagnose shows one finding."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from click.testing import CliRunner
 
 from backcheck.cli import main
 from backcheck.runner import diagnose_config_path
+from backcheck.train.curve import trend_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "diagnose"
@@ -39,11 +41,93 @@ def test_right_gradient_with_a_step_too_large():
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the unscaled sample overflows exp, as such code does
 @pytest.mark.parametrize("name,finding", [("dead_relu", ("train/dead-units", 1)),
                                           ("saturated", ("train/saturated", 1)),
-                                          ("unscaled", ("data/unscaled", None))])
+                                          ("unscaled", ("data/unscaled", None)),
+                                          ("vanishing", ("train/vanishing-gradient", 1)),
+                                          ("exploding", ("train/exploding-gradient", 1)),
+                                          ("initial_loss", ("train/initial-loss", None))])
 def test_state_of_the_network(name, finding):
     j = _run(name)
     assert finding in _ids(j)
     assert j["exit_code"] == 0  # warnings: the gradients are right and the loss falls
+    assert {f["severity"] for f in j["findings"]} == {"warning"}
+    assert j["train"]["trend"] == "falling"
+
+
+def test_the_healthy_twins_of_the_state_samples_stay_quiet():
+    """The thresholds do not fire on the correct seeds (sigmoid 64-3-3-2, 6-5-4-1, tanh 4-5-4-3)."""
+    for name in ("digits_sigmoid_fixed", "dense_object_fixed", "iris_columns_fixed"):
+        j = diagnose_config_path(ROOT / "samples" / "seeds" / f"{name}.yaml", isolate=False).to_json()
+        assert not [f for f in j["findings"] if f["id"].startswith(("train/", "data/"))], name
+        assert j["train"]["trend"] == "falling", name
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # exp overflows: that is the sample's point
+def test_an_overflowing_softmax_names_the_step():
+    j = _run("nonfinite")
+    nonfinite = next(f for f in j["findings"] if f["id"] == "train/nonfinite")
+    assert nonfinite["severity"] == "error" and "at step 4" in nonfinite["title"]
+    assert j["exit_code"] == 1 and j["train"]["trend"] == "diverged"
+    assert len(j["train"]["losses"]) == 3 and all(math.isfinite(v) for v in j["train"]["losses"])
+    json.dumps(j, allow_nan=False)  # the recorded losses stay valid JSON
+
+
+def _config(tmp_path, program: str, extra: str) -> Path:
+    path = tmp_path / "model.yaml"
+    path.write_text(f"""network:
+  input: 1
+  layers:
+    - {{units: 1, activation: identity}}
+  loss: mse
+data:
+  random: {{batch: 8}}
+code:
+  file: {ROOT / "tests" / "programs" / program}
+  init: init_params
+  params: [{{W: W1, b: b1}}]
+  loss: loss
+  gradients: gradients
+{extra}""")
+    return path
+
+
+def test_a_step_that_overshoots_only_later_is_found_where_the_loss_was_lowest(tmp_path):
+    """well.py is flat far from its minimum: the first steps at lr 12 help, then they overshoot."""
+    j = diagnose_config_path(_config(tmp_path, "well.py", "train: {lr: 12, steps: 60}\n"), isolate=False).to_json()
+    assert j["train"]["trend"] == "oscillating"
+    too_large = next(f for f in j["findings"] if f["id"] == "train/lr-too-large")
+    assert "from the parameters of the lowest loss" in too_large["detail"]
+
+
+def test_a_gradient_that_becomes_nan_is_named_with_its_step(tmp_path):
+    """nan_gradient.py at lr 1.5: w goes 1, -2, 4, -8; at -8 the loss is finite and the gradient NaN."""
+    j = diagnose_config_path(_config(tmp_path, "nan_gradient.py", "train: {lr: 1.5, steps: 20}\n"),
+                             isolate=False).to_json()
+    nonfinite = next(f for f in j["findings"] if f["id"] == "train/nonfinite")
+    assert nonfinite["title"] == "the gradient became NaN or inf at step 4"
+    assert "NaN/inf entries in the gradient of W1" in nonfinite["detail"]
+    assert j["train"]["losses"] == [1.0, 4.0, 16.0, 64.0] and j["train"]["trend"] == "diverged"
+
+
+def test_training_stops_at_its_share_of_the_timeout(tmp_path):
+    extra = "train: {lr: 0.1, steps: 100000000}\ncheck: {timeout: 1}\n"
+    result = diagnose_config_path(_config(tmp_path, "well.py", extra), isolate=False)
+    losses = result.extra["train"]["losses"]
+    assert result.error is None and 0 < len(losses) < 100000000
+    assert any(n.startswith(f"training stopped after {len(losses)} of 100000000 steps") for n in result.notes)
+
+
+@pytest.mark.parametrize("losses,trend", [
+    ([3, 2.5, 2, 1.6, 1.3, 1.1], "falling"),
+    ([1.0, 1.0, 1.0, 1.0, 1.0], "flat"),
+    ([1.0, 1.1, 1.25, 1.4, 1.6], "rising"),
+    ([1.0, 0.4, 0.2, 0.4, 0.7, 0.9], "rising"),  # fell, then gave back most of it
+    ([1.0, 1.4, 0.9, 1.5, 0.8, 1.6, 0.9, 1.5], "oscillating"),
+    ([1.0, 0.6, 0.7, 0.5, 0.55, 0.4, 0.45, 0.35], "falling"),  # noisy, but it keeps its progress
+    ([1.0, 3.0, 20.0], "diverged"),
+    ([], "diverged"),
+])
+def test_trend(losses, trend):
+    assert trend_of(losses) == trend
 
 
 def test_wrong_gradients_keep_their_findings_and_get_a_training_section():

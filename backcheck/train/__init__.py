@@ -1,0 +1,71 @@
+"""`backcheck diagnose`: train with the code's own gradients and explain why the loss rises or stalls
+(contract section 5).
+
+The gradient check comes first (its findings stay); then plain SGD at the config's ``train.lr``
+with the code's gradients (or its step), the loss on the data recorded at every step, and findings
+from evidence: a line search along -gradient (step too large, not a descent direction), the
+activations of backcheck's reference network at the code's parameters (saturated or dead units),
+the backpropagated signal per layer (vanishing or exploding), the loss at initialisation, and the
+scale of the inputs. ``curve`` runs the training and reads the loss; ``state`` reads the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from backcheck.results import Finding
+from backcheck.train.curve import batch_size, gradient, line_search, sgd, trend_of
+from backcheck.train.state import dedupe, gradient_flow, initial_loss, units, unscaled
+
+
+@dataclass(frozen=True)
+class Training:
+    lr: float
+    steps: int
+    losses: tuple[float, ...]  # the loss on the config's data before each step (finite values only)
+    trend: str  # falling | flat | rising | oscillating | diverged
+    findings: tuple[Finding, ...]
+    notes: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return {"lr": self.lr, "steps": self.steps, "losses": list(self.losses), "trend": self.trend}
+
+
+def train(config, prep, canonical_params, gradients_right: bool, deadline: float | None = None) -> Training:
+    """Train the bound code (``prep`` from runner.prepare) and explain what happened.
+
+    ``canonical_params(arrays)`` maps the code's live arrays to backcheck's [(W (in, out), b)] for
+    the reference network; ``gradients_right`` is the verdict of the gradient check; training stops
+    early (with a note) at ``deadline``, a time.monotonic() value."""
+    binding, data = prep.binding, prep.data
+    spec, net = config.train, config.network
+    arrays = binding.arrays()
+    start = {s: a.copy() for s, a in arrays.items()}
+    params0 = canonical_params(arrays)
+    f0 = binding.loss()
+    g0 = gradient(binding, spec.lr)
+    findings = unscaled(data.X) + initial_loss(net, f0)
+    findings += units(net, params0, data.X, "at initialisation")
+    findings += gradient_flow(net, params0, data.X, data.Y)
+    batch, notes = batch_size(spec.batch, prep, len(data.X))
+    run = sgd(binding, data, spec, batch, layout=prep.layout, deadline=deadline)
+    if run.timed_out:
+        notes.append(f"training stopped after {len(run.losses)} of {spec.steps} steps: it had used its share of "
+                     f"check.timeout ({config.check.timeout:g} s); raise check.timeout to train longer")
+    trend = "diverged" if run.nonfinite else trend_of(run.losses)
+    if run.nonfinite:
+        findings.append(run.nonfinite)
+    after = canonical_params(arrays)
+    if all(np.all(np.isfinite(W)) and np.all(np.isfinite(b)) for W, b in after):
+        findings += units(net, after, data.X, "after training")
+    search = line_search(binding, start, g0, f0, spec.lr, trend, gradients_right, "the starting parameters")
+    if not search and run.best is not None and gradients_right and trend in ("rising", "oscillating", "diverged"):
+        # The first step may be fine and a later one overshoot: look again where training got furthest.
+        g = gradient(binding, spec.lr, at=(arrays, run.best))
+        search = line_search(binding, run.best, g, run.best_loss, spec.lr, trend, gradients_right,
+                              "the parameters of the lowest loss", descent=False)
+    for s, a in arrays.items():
+        np.copyto(a, start[s])
+    return Training(spec.lr, spec.steps, tuple(run.losses), trend, tuple(dedupe(findings + search)), tuple(notes))

@@ -1,0 +1,209 @@
+"""The training loop of ``backcheck diagnose`` and what the loss says: plain SGD with the code's
+gradients, the trend of the curve, a loss or gradient that stops being finite, and a line search
+along -gradient for a step that overshoots or a gradient that is not a descent direction."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from backcheck.errors import UserCodeError
+from backcheck.gradcheck import match_shape
+from backcheck.results import Finding
+
+LINE_STEPS = 14  # the line search tries lr, lr/2, ..., lr/2**13
+_TREND_VERB = {"flat": "does not fall", "rising": "rises", "oscillating": "oscillates", "diverged": "diverges",
+               "falling": "falls"}
+
+
+@dataclass
+class Run:
+    """What the SGD loop leaves behind."""
+
+    losses: list
+    nonfinite: Finding | None = None
+    timed_out: bool = False
+    best: dict | None = None  # the parameters with the lowest loss, and that loss
+    best_loss: float = math.inf
+
+
+def sgd(binding, data, spec, batch: int | None, layout: str, deadline: float | None) -> Run:
+    """Plain SGD at spec.lr for spec.steps steps; the loss on all of the data before each step."""
+    arrays = binding.arrays()
+    X_all, Y_all = binding.X, binding.Y
+    full = (X_all, Y_all, (data.X, data.Y))
+    batches = mini_batches(X_all, Y_all, data, batch, layout)
+    run = Run([])
+    try:
+        for t in range(spec.steps):
+            if deadline is not None and time.monotonic() > deadline:
+                run.timed_out = True
+                break
+            binding.attach(*full[:2], canonical=full[2])
+            value = loss_or_none(binding)
+            if value is None:
+                run.nonfinite = nonfinite(t, "the loss", "", run.losses)
+                break
+            run.losses.append(value)
+            if value < run.best_loss:
+                run.best, run.best_loss = {s: a.copy() for s, a in arrays.items()}, value
+            if batch:
+                xb, yb, canon = next(batches)
+                binding.attach(xb, yb, canonical=canon)
+            g = gradient(binding, spec.lr)
+            for s, a in arrays.items():
+                a -= spec.lr * g[s].astype(a.dtype, copy=False)
+    except UserCodeError as exc:
+        if exc.kind != "nan":
+            raise
+        # the loss of this step was finite, its gradient is not
+        run.nonfinite = nonfinite(len(run.losses) - 1, "the gradient", exc.message, run.losses)
+    finally:
+        binding.attach(*full[:2], canonical=full[2])
+    return run
+
+
+def loss_or_none(binding) -> float | None:
+    """The code's loss, or None when it is NaN or inf."""
+    try:
+        return binding.loss()
+    except UserCodeError as exc:
+        if exc.kind != "nan":
+            raise
+        return None
+
+
+def gradient(binding, lr: float, at: tuple | None = None) -> dict:
+    """The code's gradient (or (before - after) / lr of its step) in the shape of each parameter,
+    float64. ``at`` = (live arrays, values): taken there, and the live arrays put back."""
+    saved = None
+    if at is not None:
+        arrays, values = at
+        saved = {s: a.copy() for s, a in arrays.items()}
+        for s, a in arrays.items():
+            np.copyto(a, values[s])
+    try:
+        raw = binding.step_gradient(lr) if binding.uses_step else binding.analytic()
+        file = binding.code.file.name if binding.code else ""
+        return {s: match_shape(s, a, np.asarray(raw[s], dtype=np.float64), file)[0]
+                for s, a in binding.arrays().items()}
+    finally:
+        if saved is not None:
+            for s, a in at[0].items():
+                np.copyto(a, saved[s])
+
+
+def batch_size(batch: int | None, prep, n: int) -> tuple[int | None, list]:
+    """train.batch, unless it covers the data or the code keeps one bias per example (whose shape
+    fixes the batch)."""
+    if not batch or batch >= n:
+        return None, []
+    if any(o.per_example for o in prep.orient.values()):
+        return None, [f"train.batch {batch} ignored: the code keeps one bias per example, so every step uses "
+                      f"the whole batch of {n}"]
+    return batch, [f"trained on mini-batches of {batch} of the {n} examples, in order; the recorded loss is "
+                   "on all of them"]
+
+
+def mini_batches(X, Y, data, batch: int | None, layout: str):
+    """Endless mini-batches in order, wrapping around: (X, Y) in the code's layout, and canonical."""
+    if not batch:
+        return
+    n = len(data.X)
+    start = 0
+    while True:
+        idx = np.arange(start, start + batch) % n
+        start = (start + batch) % n
+        xb = X[:, idx] if layout == "columns" else X[idx]
+        yb = Y[idx] if Y.ndim == 1 else (Y[:, idx] if layout == "columns" else Y[idx])
+        yield np.ascontiguousarray(xb), np.ascontiguousarray(yb), (data.X[idx], data.Y[idx])
+
+
+def trend_of(losses: list) -> str:
+    """falling | flat | rising | oscillating | diverged, from the finite losses of a run (the rules
+    are listed in docs/diagnose.md)."""
+    if not losses:
+        return "diverged"
+    L = np.asarray(losses, dtype=float)
+    first, last, low = L[0], L[-1], L.min()
+    if last > 10 * max(first, 1e-12):
+        return "diverged"
+    d = np.diff(L)
+    moved = float(np.abs(d).sum())
+    if moved == 0:
+        return "flat"
+    up = float(d[d > 0].sum()) / moved  # the share of the loss's movement that went up
+    signs = np.sign(d[d != 0])
+    turns = int(np.count_nonzero(signs[1:] != signs[:-1]))
+    gain, given_back = first - low, last - low
+    kept_most = given_back <= 0.5 * gain
+    if up >= 0.25 and turns >= max(2, 0.1 * len(d)) and not (last <= 0.9 * first and kept_most):
+        return "oscillating"
+    if last > 1.02 * first or (low < 0.9 * first and not kept_most):
+        return "rising"
+    if last < 0.98 * first:
+        return "falling"
+    return "flat"
+
+
+def nonfinite(step: int, what: str, message: str, losses: list) -> Finding:
+    said = f" ({message})" if message else ""
+    before = f"; until then the loss went from {losses[0]:.4g} to {losses[-1]:.4g}" if losses else ""
+    return Finding("train/nonfinite", None, "error", f"{what} became NaN or inf at step {step + 1}",
+                   f"training stopped at step {step + 1} of plain SGD: {what} is not finite{said}{before}. Usual "
+                   "causes: exp overflowing (a softmax without subtracting the max), a log of 0, or a step so "
+                   "large that the weights blew up",
+                   "lower train.lr; subtract the row max before exp in the softmax and clip the argument of log "
+                   "(np.log(np.clip(p, 1e-12, 1))); check the gradient first (backcheck verify)", 0.9)
+
+
+def line_search(binding, at: dict, g: dict, f0: float, lr: float, trend: str, gradients_right: bool,
+                 where: str, descent: bool = True) -> list:
+    """Losses along -gradient from the parameters ``at``, at lr and at smaller steps.
+
+    ``descent``: also test whether the gradient is a descent direction at all."""
+    arrays = binding.arrays()
+    saved = {s: a.copy() for s, a in arrays.items()}
+
+    def loss_at(step: float) -> float:
+        for s, a in arrays.items():
+            np.copyto(a, at[s] - step * g[s])
+        value = loss_or_none(binding)
+        return math.inf if value is None else value
+
+    try:
+        steps = [lr / 2**k for k in range(LINE_STEPS)]
+        values = {s: loss_at(s) for s in steps}
+        lower = [s for s in steps if values[s] < f0]
+        tiny = [lr * 1e-6, lr * 1e-5, lr * 1e-4]
+        if descent and not lower and all(loss_at(s) >= f0 for s in tiny):
+            return [_not_descent(f0, tiny[0], lr, gradients_right)]
+    finally:
+        for s, a in arrays.items():
+            np.copyto(a, saved[s])
+    if trend in ("rising", "oscillating", "diverged", "flat") and gradients_right and lower and values[lr] >= f0:
+        return [_too_large(lr, f0, values[lr], max(lower), values[max(lower)], trend, where)]
+    return []
+
+
+def _not_descent(f0: float, smallest: float, lr: float, gradients_right: bool) -> Finding:
+    return Finding(
+        "train/not-descent", None, "error", "the loss rises for every small step along -gradient",
+        f"from the starting loss {f0:.6g}, steps of {smallest:.1e} to {lr:g} times the gradient all raise "
+        "the loss: the code's gradient is not a descent direction",
+        "the gradient has a wrong sign or is wrong at some layer: run backcheck verify and fix what it names",
+        0.95 if not gradients_right else 0.7)
+
+
+def _too_large(lr: float, f0: float, f_lr: float, best: float, f_best: float, trend: str, where: str) -> Finding:
+    return Finding(
+        "train/lr-too-large", None, "error" if trend != "flat" else "warning",
+        f"the step overshoots: the loss falls along -gradient only for steps up to about {best:.3g}, "
+        f"train.lr is {lr:g}",
+        f"the gradient is right (the check passed), but from {where} one step of lr {lr:g} takes the loss from "
+        f"{f0:.6g} to {f_lr:.6g}, while a step of {best:.3g} lowers it to {f_best:.6g}; the loss "
+        f"{_TREND_VERB[trend]} over {'training' if trend != 'diverged' else 'the steps it took'}",
+        f"lower the learning rate to about {best / 2:.3g} (or use a schedule that starts there)", 0.9)

@@ -1,0 +1,130 @@
+"""What the network's state says, for ``backcheck diagnose``: saturated or dead hidden units,
+the backpropagated signal per layer, the loss at initialisation and the scale of the inputs. Each
+function takes arrays and backcheck's reference network (spec'd by the YAML) and returns findings."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from backcheck import reference
+from backcheck.results import Finding
+
+FLAT_TAIL = {"sigmoid": lambda a: (a < 0.01) | (a > 0.99), "tanh": lambda a: np.abs(a) > 0.99}
+MOST = 0.5  # "most units": more than this share of a layer's units (or unit-activations)
+FLOW = 100.0  # "orders of magnitude": the backpropagated signal changes this much from output to input
+
+
+def gradient_flow(net, params, X: np.ndarray, Y: np.ndarray) -> list:
+    """Root-mean-square dL/dz of each layer (the signal backprop carries down, per example and unit)
+    in backcheck's reference network at the code's parameters; X (N, in), Y (N, out)."""
+    L = len(net.layers)
+    if L < 3:
+        return []
+    with np.errstate(all="ignore"):
+        bp = reference.Backprop(net, params, X, Y, reference.forward(net, params, X))
+        delta = bp.output_delta()
+        rms = {L: _rms(delta)}
+        for k in range(L - 1, 0, -1):
+            delta = bp.delta_from(delta @ params[k][0].T, k)
+            rms[k] = _rms(delta)
+    if not all(math.isfinite(v) for v in rms.values()) or rms[L] == 0:
+        return []
+    ratio = rms[1] / rms[L]
+    detail = ("root-mean-square of dL/dz (the gradient at each layer's pre-activation, per example and unit) at "
+              "initialisation: " + ", ".join(f"layer {k}: {rms[k]:.2e}" for k in sorted(rms)))
+    if ratio < 1 / FLOW:
+        return [Finding("train/vanishing-gradient", 1, "warning",
+                        f"the gradient shrinks {1 / ratio:.3g}-fold from the output layer to layer 1",
+                        detail + "; the layers near the input barely learn",
+                        "use ReLU or tanh instead of sigmoid in hidden layers, initialise the weights with "
+                        "1/sqrt(fan_in) (Xavier) or sqrt(2/fan_in) for ReLU (He), or use fewer layers", 0.8)]
+    if ratio > FLOW:
+        return [Finding("train/exploding-gradient", 1, "warning",
+                        f"the gradient grows {ratio:.3g}-fold from the output layer to layer 1",
+                        detail + "; one learning rate cannot suit every layer",
+                        "initialise the weights with sqrt(2/fan_in) (He) for ReLU or 1/sqrt(fan_in) otherwise "
+                        "instead of a unit normal, lower the learning rate, or clip the gradient norm", 0.8)]
+    return []
+
+
+def _rms(a: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(a)))) if a.size else 0.0
+
+
+def initial_loss(net, f0: float) -> list:
+    """The code's loss at its starting parameters against the loss of uninformed outputs."""
+    C = net.widths[-1]
+    if net.loss == "cross_entropy":
+        expected, what = math.log(C), f"ln {C}"
+    elif net.loss == "binary_cross_entropy":
+        expected, what = C * math.log(2), "ln 2" if C == 1 else f"{C} ln 2"
+    else:
+        return []
+    if f0 > 3 * expected + 1:
+        return [Finding("train/initial-loss", None, "warning",
+                        f"the loss at initialisation is {f0:.4g}; uninformed outputs give {what} = {expected:.3g}",
+                        "the network starts confidently wrong: its initial outputs are far from uniform, so the "
+                        "first steps go into undoing the initialisation (and large logits saturate the output)",
+                        "initialise the weights smaller (rng.normal(0, 1/sqrt(fan_in)), or smaller still in the "
+                        "output layer) and the biases at 0", 0.8)]
+    return []
+
+
+def units(net, params, X: np.ndarray, when: str) -> list:
+    """Saturated sigmoid/tanh and dead ReLU hidden layers of the reference network at ``params``."""
+    with np.errstate(all="ignore"):
+        cache = reference.forward(net, params, X)
+    out = []
+    for k, layer in enumerate(net.layers[:-1], start=1):  # hidden layers
+        A, Z = cache.A[k], cache.Z[k]
+        if layer.activation in FLAT_TAIL:
+            share = float(np.mean(FLAT_TAIL[layer.activation](A)))
+            if share > MOST:
+                out.append(Finding(
+                    "train/saturated", k, "warning",
+                    f"layer {k} ({layer.activation}): {share:.0%} of its unit-activations sit in the flat tails {when}",
+                    f"on the {len(X)} examples, {share:.0%} of layer {k}'s {layer.activation} outputs are "
+                    f"{'below 0.01 or above 0.99' if layer.activation == 'sigmoid' else 'beyond +-0.99'}; "
+                    f"there the derivative is near 0, so these units barely learn",
+                    "scale the inputs to unit variance and initialise the weights with 1/sqrt(fan_in); a smaller "
+                    "learning rate keeps them from saturating during training", 0.85))
+        elif layer.activation == "relu":
+            dead = float(np.mean(np.all(Z <= 0, axis=0)))
+            if dead > MOST:
+                out.append(Finding(
+                    "train/dead-units", k, "warning",
+                    f"layer {k} (relu): {dead:.0%} of its units never fire on the data {when}",
+                    f"{int(round(dead * Z.shape[1]))} of layer {k}'s {Z.shape[1]} units have z <= 0 for all "
+                    f"{len(X)} examples: their gradient is 0, so they never recover",
+                    "initialise biases at 0 or slightly positive, use He initialisation, lower the learning rate, "
+                    "or use leaky_relu", 0.85))
+    return out
+
+
+def dedupe(findings: list) -> list:
+    """One finding per (id, layer): the first, e.g. the one seen at initialisation."""
+    seen, out = set(), []
+    for f in findings:
+        if (f.id, f.layer) not in seen:
+            seen.add((f.id, f.layer))
+            out.append(f)
+    return out
+
+
+def unscaled(X: np.ndarray) -> list:
+    """Most features offset far from 0 relative to their spread, spread far from 1, or huge values."""
+    mean, std = np.abs(X.mean(axis=0)), X.std(axis=0)
+    far = (mean > 5 * np.maximum(std, 1e-12)) | (std > 20) | ((std < 0.05) & (std > 0))
+    if np.mean(far) > MOST or float(np.max(np.abs(X))) > 1e3:
+        return [Finding("data/unscaled", None, "warning",
+                        f"the input features are far from unit scale (|mean| up to {mean.max():.3g}, "
+                        f"std from {std.min():.3g} to {std.max():.3g})",
+                        f"{int(np.count_nonzero(far))} of {X.shape[1]} features are offset or spread far from unit "
+                        f"scale, the largest |value| is {float(np.max(np.abs(X))):.3g}; such inputs saturate "
+                        "sigmoid/tanh units and make one learning rate too large for some weights and too small "
+                        "for others",
+                        "standardise each feature: X = (X - X.mean(axis=0)) / X.std(axis=0) (or divide pixels by 255)",
+                        0.8)]
+    return []
