@@ -10,7 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from backcheck.diagnose import CATALOG
+from backcheck.mistakes import CATALOG
 from backcheck.results import CheckResult
 
 _STYLE = {"ok": "green", "wrong": "bold red", "inconclusive": "yellow"}

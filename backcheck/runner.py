@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backcheck import diagnose, reference
+from backcheck import mistakes, reference
 from backcheck.binding import ReferenceBinding, Slot, bind, canonical_shape, code_shape, load_code
 from backcheck.data import make_data
 from backcheck.errors import BackcheckError, ConfigError, InternalError, UserCodeError
@@ -50,7 +50,7 @@ def verify(path, options: Options = Options(), *, isolate: bool = True) -> Check
         if options.inject and config.code is not None:
             raise ConfigError("--inject plants a mistake in backcheck's reference network; "
                               "remove the code: section or check the config without --inject", shown)
-        diagnose.parse_injections(options.inject, config.network)
+        mistakes.parse_injections(options.inject, config.network)
     except ConfigError as exc:
         return failed(shown, path, exc)
     if not isolate:
@@ -116,7 +116,7 @@ def prepare(config: Config, options: Options, progress=None) -> Prepared:
     rng_data = np.random.default_rng([seed, 2])
     canon = reference.init_params(net, rng_params)
     if config.code is None:
-        binding = ReferenceBinding(config, canon, diagnose.parse_injections(options.inject, net))
+        binding = ReferenceBinding(config, canon, mistakes.parse_injections(options.inject, net))
         layout, targets = "rows", "onehot"
     else:
         progress("import")
@@ -148,7 +148,7 @@ def run_diagnose(config: Config, options: Options, shown: str, progress=None) ->
     what the losses, the activations and a line search say (contract section 5)."""
     from dataclasses import replace
 
-    from backcheck.train import train
+    from backcheck.diagnose import train
 
     deadline = time.monotonic() + TRAIN_SHARE * config.check.timeout
     checked = run_check(config, options, shown, progress)
@@ -431,7 +431,7 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
         layer_slots = [s for s in binding.slots if s.layer == k]
         layers.append(LayerResult(k, net.label(k), tuple(_with_pattern(results[s], s, bad[s], orient[s], net)
                                                          for s in layer_slots)))
-    report = diagnose.Evidence(
+    report = mistakes.Evidence(
         net=net, params=params_c, X=data.X, Y=data.Y, loss=f0,
         analytic={(s.layer, s.role): orient[s].canonical_of(grads[s], canonical_shape(s, net.widths))
                   for s in binding.slots},
@@ -440,7 +440,7 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
         status={(s.layer, s.role): results[s].status for s in binding.slots},
         tolerance=precision.tolerance, forward_matches=mismatch is None, layout=layout,
         code_names={(s.layer, s.role): s.code_name for s in binding.slots})
-    findings = diagnose.explain(report, findings)
+    findings = mistakes.explain(report, findings)
     return CheckResult(
         config=shown, name=config.name,
         method=Method(method, precision.eps, precision.dtype, "exhaustive" if options.exhaustive else "default",
@@ -494,7 +494,7 @@ def _with_pattern(result, slot: Slot, bad, orient, net):
     if result.status != "wrong" or not bad.any():
         return result
     canon = orient.canonical_of(bad, canonical_shape(slot, net.widths)) > 0.5
-    text = diagnose.param_pattern(canon, slot.role)
+    text = mistakes.param_pattern(canon, slot.role)
     if result.estimated:
         text += f" (estimated from {result.searched} sampled entries)"
     return dataclasses.replace(result, pattern=text)

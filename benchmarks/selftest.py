@@ -11,7 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from backcheck.diagnose import CATALOG
+from backcheck.mistakes import CATALOG
 from backcheck.errors import ConfigError
 from backcheck.runner import Options, run_guarded
 from backcheck.spec import parse_config
@@ -53,7 +53,7 @@ def cases(small: bool):
 
 def applies(ident, act, depth, loss, l2, layer) -> bool:
     """Whether the mistake exists at that layer (of-output on relu, say, is harmless: no)."""
-    from backcheck.diagnose import parse_injections
+    from backcheck.mistakes import parse_injections
 
     config = parse_config(config_text(act, HIDDEN[depth], loss, l2), Path("selftest.yaml"))
     try:
@@ -70,7 +70,7 @@ def run_case(ident, act, depth, loss, l2, layer):
     config = parse_config(text, Path("selftest.yaml"))
     spec = ident if layer is None else f"{ident}@{layer}"
     try:
-        from backcheck.diagnose import parse_injections
+        from backcheck.mistakes import parse_injections
 
         parse_injections((spec,), config.network)
     except ConfigError:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from backcheck.cli import main
 from backcheck.runner import diagnose_config_path
-from backcheck.train.curve import trend_of
+from backcheck.diagnose.curve import trend_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "diagnose"

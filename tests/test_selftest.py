@@ -34,7 +34,7 @@ def test_correct_reference_has_no_findings(act, loss):
 
 
 def test_relu_of_output_is_harmless_and_refused():
-    from backcheck.diagnose import parse_injections
+    from backcheck.mistakes import parse_injections
     from backcheck.errors import ConfigError
 
     config = parse_config(selftest.config_text("relu", (6,), "cross_entropy", 0.0), Path("r.yaml"))

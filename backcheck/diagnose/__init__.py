@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from backcheck.results import Finding
-from backcheck.train.curve import batch_size, gradient, line_search, sgd, trend_of
-from backcheck.train.state import dedupe, gradient_flow, initial_loss, units, unscaled
+from backcheck.diagnose.curve import batch_size, gradient, line_search, sgd, trend_of
+from backcheck.diagnose.state import dedupe, gradient_flow, initial_loss, units, unscaled
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,7 @@
+"""Naming mistakes: the catalog of known backprop mistakes and the search that matches the code's
+gradient against it."""
+
+from backcheck.mistakes.catalog import CATALOG, Entry, mistake, parse_injections
+from backcheck.mistakes.matching import Evidence, explain, param_pattern
+
+__all__ = ["CATALOG", "Entry", "Evidence", "explain", "mistake", "param_pattern", "parse_injections"]
