@@ -1,27 +1,37 @@
-"""Finite-difference derivatives of a scalar function of one array.
+"""Finite-difference derivatives and the noise of a scalar function of one array.
 
-Every function here takes ``f(x) -> float`` and the array ``x`` itself. ``x`` is perturbed in
-place (so a caller whose ``f`` reads the array through other references sees the perturbation)
-and restored bit for bit before the function returns, whatever ``f`` does.
+Pure arithmetic: every function here plans the perturbed values of an array ``x``, hands them
+to a *losses* callback that evaluates the function there, and turns the returned values into
+quotients. Who evaluates (the code under test in a sandboxed process, backcheck's own network in
+one stacked pass, a plain Python function in a test) is the callback's business:
 
-The one-sided derivatives are kept next to the central one: where they disagree by more than
-smooth curvature can explain, the probe crossed a kink (ReLU at 0, a max with ties), and any
-value between them is a valid subgradient.
+- ``entries(idx, values) -> (k,)``: the function with ``x.flat[idx[j]] = values[j]`` alone, for each j;
+- ``arrays([arrays]) -> (m,)``: the function at each whole array;
+- ``blocks([idx], [values]) -> (m,)``: the function with a subset of entries set, for each subset.
+
+``InPlace(f, x)`` provides the three for a function ``f(x) -> float`` by perturbing ``x`` in place
+and restoring it bit for bit. Values are planned in ``x``'s dtype and the step actually taken is
+read back from the rounded values, so float32 arrays get exact quotients.
+
+The one-sided quotients are kept next to the central one: where they disagree by more than smooth
+curvature and noise can explain, the probe met a kink (ReLU at 0, a max with ties).
+``noise_level`` estimates the computational noise of the function from a difference table
+(Moré and Wild, "Estimating computational noise", SIAM J. Sci. Comput. 33, 2011): the judge
+chooses its steps and error bounds from it instead of guessing from dtypes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-Loss = Callable[[np.ndarray], float]
-
-# How many machine epsilons of |f| one evaluation of a typical loss may be off by: a loss is a
-# sum of many rounded terms, so its rounding error is a few dozen ulps, not one.
-ROUNDING_ULPS = 64.0
+F64 = np.dtype(np.float64)
+# A float64 evaluation is good to a few ulps of |f| at best; the floor of any noise estimate.
+ROUNDING_FLOOR_ULPS = 2.0
 
 
 @dataclass(frozen=True)
@@ -29,7 +39,8 @@ class EntryProbes:
     """Derivatives of f along single entries of x.
 
     Shapes: every array is (k,) for the k probed entries ``indices`` (flat indices into x).
-    ``noise`` is the estimated error of ``central`` due to rounding in f, per entry.
+    ``noise`` is the estimated error of ``central`` (its noise part, plus the truncation estimate
+    after Richardson extrapolation), per entry.
     """
 
     indices: np.ndarray
@@ -39,78 +50,65 @@ class EntryProbes:
     noise: np.ndarray
     f0: float
     calls: int
+    moved: np.ndarray | None = None  # (k,) bool: f(x + h) or f(x - h) differs from f0 at all
 
 
-def loss_noise(f0: float, dtype: np.dtype) -> float:
-    """Estimated rounding error of one evaluation of a loss whose value is f0, computed in dtype."""
-    return ROUNDING_ULPS * float(np.finfo(dtype).eps) * max(abs(f0), 1e-30)
+def default_noise(f0: float) -> float:
+    """A float64 evaluation's rounding, for callers that have not measured the noise."""
+    return 64.0 * float(np.finfo(np.float64).eps) * max(abs(f0), 1e-30)
 
 
 def step_sizes(x: np.ndarray, indices: np.ndarray, eps: float) -> np.ndarray:
     """Relative steps: eps for entries near zero, eps*|x_i| for large entries."""
-    values = np.abs(x.flat[indices])
+    values = np.abs(x.reshape(-1)[indices] if x.flags.c_contiguous else x.flat[indices])
     return eps * np.maximum(1.0, values.astype(np.float64))
 
 
-def probe_entries(
-    f: Loss,
-    x: np.ndarray,
-    indices: np.ndarray,
-    eps: float,
-    *,
-    f0: float | None = None,
-    dtype: np.dtype | None = None,
-) -> EntryProbes:
-    """Central and one-sided differences of f along each flat index of x in ``indices``.
+def _flat(x: np.ndarray) -> np.ndarray:
+    return x.reshape(-1) if x.flags.c_contiguous else x.ravel()
 
-    The actual step taken is read back from x after rounding to x's dtype, so float32 arrays get
-    an exact quotient. ``dtype`` is the precision the loss is computed in (defaults to x's).
-    """
+
+def shifted(base: np.ndarray, step: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """base + step rounded to ``dtype`` (at least one ulp away from base), and the step actually
+    taken (float64)."""
+    moved = (base.astype(F64) + step).astype(dtype)
+    same = moved == base
+    if same.any():  # the step rounds away: take the next representable number in its direction
+        towards = np.where(step[same] >= 0, np.inf, -np.inf).astype(dtype)
+        moved[same] = np.nextafter(base[same].astype(dtype), towards)
+    return moved, moved.astype(F64) - base.astype(F64)
+
+
+def probe_entries(entries, x: np.ndarray, indices, eps: float, *, f0: float, noise_f: float | None = None,
+                  steps: np.ndarray | None = None) -> EntryProbes:
+    """Central and one-sided differences of f along each flat index of x in ``indices``: one call
+    of ``entries`` with 2k values. ``noise_f`` is the noise of one evaluation of f (absolute)."""
     indices = np.asarray(indices, dtype=np.intp)
-    if f0 is None:
-        f0 = float(f(x))
-    steps = step_sizes(x, indices, eps)
+    base = _flat(x)[indices]
+    h = step_sizes(x, indices, eps) if steps is None else steps
+    plus, hp = shifted(base, h, x.dtype)
+    minus, hm = shifted(base, -h, x.dtype)
+    hm = -hm
+    both = np.asarray(entries(np.concatenate([indices, indices]), np.concatenate([plus, minus])), dtype=F64)
     k = len(indices)
-    fp, fm, hp, hm = np.empty(k), np.empty(k), np.empty(k), np.empty(k)
-    # A 1-d view writes through to x and indexes faster than x.flat; x.flat serves the rest.
-    flat = x.reshape(-1) if x.flags.c_contiguous else x.flat
-    for j, (i, h) in enumerate(zip(indices.tolist(), steps.tolist())):
-        orig = flat[i]
-        o = float(orig)
-        try:
-            flat[i] = o + h
-            hp[j] = float(flat[i]) - o
-            fp[j] = f(x)
-            flat[i] = o - h
-            hm[j] = o - float(flat[i])
-            fm[j] = f(x)
-        finally:
-            flat[i] = orig
-    return entry_quotients(indices, fp, fm, hp, hm, f0, loss_noise(f0, dtype or x.dtype))
+    return entry_quotients(indices, both[:k], both[k:], hp, hm, f0, default_noise(f0) if noise_f is None else noise_f)
 
 
 def entry_quotients(indices, fp, fm, hp, hm, f0: float, noise_f: float) -> EntryProbes:
     """Central and one-sided quotients from the losses f(x + hp e_i), f(x - hm e_i), shapes (k,)."""
     return EntryProbes(np.asarray(indices, dtype=np.intp), (fp - fm) / (hp + hm), (fp - f0) / hp,
-                       (f0 - fm) / hm, 2.0 * noise_f / (hp + hm), f0, 2 * len(fp))
+                       (f0 - fm) / hm, 2.0 * noise_f / (hp + hm), f0, 2 * len(fp), (fp != f0) | (fm != f0))
 
 
-def richardson_entries(
-    f: Loss,
-    x: np.ndarray,
-    indices: np.ndarray,
-    eps: float,
-    *,
-    f0: float | None = None,
-    dtype: np.dtype | None = None,
-) -> EntryProbes:
+def richardson_entries(entries, x: np.ndarray, indices, eps: float, *, f0: float,
+                       noise_f: float | None = None) -> EntryProbes:
     """Richardson-extrapolated central differences (steps h and 2h), error O(h^4).
 
     ``noise`` then also holds the truncation estimate |D(h) - D(2h)| / 3, so it bounds the
-    error of ``central`` rather than only its rounding part.
+    error of ``central`` rather than only its noise part.
     """
-    fine = probe_entries(f, x, indices, eps, f0=f0, dtype=dtype)
-    return extrapolate(fine, probe_entries(f, x, indices, 2 * eps, f0=fine.f0, dtype=dtype))
+    fine = probe_entries(entries, x, indices, eps, f0=f0, noise_f=noise_f)
+    return extrapolate(fine, probe_entries(entries, x, indices, 2 * eps, f0=f0, noise_f=noise_f))
 
 
 def extrapolate(fine: EntryProbes, coarse: EntryProbes) -> EntryProbes:
@@ -118,9 +116,16 @@ def extrapolate(fine: EntryProbes, coarse: EntryProbes) -> EntryProbes:
     central = (4.0 * fine.central - coarse.central) / 3.0
     truncation = np.abs(fine.central - coarse.central) / 3.0
     noise = (4.0 * fine.noise + coarse.noise) / 3.0 + truncation
-    return EntryProbes(
-        fine.indices, central, fine.plus, fine.minus, noise, fine.f0, fine.calls + coarse.calls
-    )
+    moved = fine.moved | coarse.moved if fine.moved is not None and coarse.moved is not None else None
+    return EntryProbes(fine.indices, central, fine.plus, fine.minus, noise, fine.f0, fine.calls + coarse.calls, moved)
+
+
+def concat(parts: list) -> EntryProbes:
+    """Entry probes of several chunks, in order."""
+    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+    moved = cat("moved") if all(p.moved is not None for p in parts) else None
+    return EntryProbes(cat("indices"), cat("central"), cat("plus"), cat("minus"), cat("noise"),
+                       parts[0].f0, sum(p.calls for p in parts), moved)
 
 
 @dataclass(frozen=True)
@@ -140,103 +145,71 @@ class DirectionProbes:
     plus: np.ndarray | None = None
     minus: np.ndarray | None = None
     seeds: np.ndarray | None = None  # (k,) each direction's own seed: the same direction can be probed again
+    moved: np.ndarray | None = None
 
 
-def probe_directions(
-    f: Loss,
-    x: np.ndarray,
-    analytic: np.ndarray,
-    count: int,
-    eps: float,
-    rng: np.random.Generator,
-    *,
-    f0: float | None = None,
-    dtype: np.dtype | None = None,
-    seed: int = 0,
-    seeds: np.ndarray | None = None,
-) -> DirectionProbes:
-    """Compare a . d with the numeric directional derivative along ``count`` Gaussian directions.
+def direction(x: np.ndarray, eps: float, seed: int) -> np.ndarray:
+    """The Gaussian displacement of direction ``seed``: N(0, 1) times each entry's relative step."""
+    g = np.random.default_rng(int(seed)).standard_normal(x.shape)
+    return g * (np.maximum(1.0, np.abs(x.astype(F64))) * eps)
+
+
+def probe_directions(arrays, x: np.ndarray, analytic: np.ndarray, count: int, eps: float,
+                     rng: np.random.Generator, *, f0: float, noise_f: float | None = None, seed: int = 0,
+                     seeds: np.ndarray | None = None) -> DirectionProbes:
+    """Compare a . d with the numeric directional derivative along ``count`` Gaussian directions:
+    one call of ``arrays`` with 2 * count arrays.
 
     Direction j is drawn from its own generator seeded by ``seeds[j]`` (drawn from ``rng`` unless
     given), so passing the returned seeds probes the same directions again, e.g. at another eps.
-
     Each entry of d is N(0, 1) times the entry's relative step eps * max(1, |x_i|), so every entry
-    moves about as far as in a single-entry probe. ``analytic`` has x's size (any shape). x is
-    perturbed in place through preallocated buffers and restored bit for bit from one saved copy:
-    no allocation of x's size per probe.
+    moves about as far as in a single-entry probe. ``analytic`` has x's size (any shape).
     """
-    if f0 is None:
-        f0 = float(f(x))
-    noise_f = loss_noise(f0, dtype or x.dtype)
-    a = np.asarray(analytic, dtype=np.float64).reshape(x.shape)
-    saved = x.copy()
-    base = saved.astype(np.float64, copy=False)
-    scale = np.maximum(1.0, np.abs(base)) * eps
-    g = np.empty(x.shape)
-    up = np.empty(x.shape)
-    down = np.empty(x.shape)
+    noise_f = default_noise(f0) if noise_f is None else noise_f
+    a = np.asarray(analytic, dtype=F64).reshape(-1)
     if seeds is None:
         seeds = rng.integers(0, 2**63 - 1, size=count)
-    count = len(seeds)
-    out = _Quotients(count)
-    try:
-        for j in range(count):
-            np.random.default_rng(int(seeds[j])).standard_normal(out=g)
-            g *= scale
-            np.add(base, g, out=x, casting="unsafe")
-            np.subtract(x, base, out=up)  # the displacement actually taken
-            fp = float(f(x))
-            np.subtract(base, g, out=x, casting="unsafe")
-            np.subtract(base, x, out=down)
-            fm = float(f(x))
-            np.copyto(x, saved)
-            up += down
-            out.add(j, fp, fm, f0, float(np.vdot(a, up)), float(np.linalg.norm(up)), noise_f)
-    finally:
-        np.copyto(x, saved)
+    base = x.astype(F64)
+    ups, downs, values = [], [], []
+    for s in seeds:
+        g = direction(x, eps, s)
+        up, down = (base + g).astype(x.dtype), (base - g).astype(x.dtype)
+        values += [up, down]
+        ups.append((up.astype(F64) - base).reshape(-1))
+        downs.append((base - down.astype(F64)).reshape(-1))
+    losses = np.asarray(arrays(values), dtype=F64) if values else np.zeros(0)
+    out = _Quotients(len(seeds))
+    for j in range(len(seeds)):
+        step = ups[j] + downs[j]
+        out.add(j, losses[2 * j], losses[2 * j + 1], f0, float(a @ step), float(np.linalg.norm(step)), noise_f)
     return dataclasses.replace(out.result(seed), seeds=np.asarray(seeds))
 
 
-def probe_blocks(
-    f: Loss,
-    x: np.ndarray,
-    analytic: np.ndarray,
-    blocks: list,
-    eps: float,
-    rng: np.random.Generator,
-    *,
-    f0: float | None = None,
-    dtype: np.dtype | None = None,
-    seed: int = 0,
-) -> DirectionProbes:
-    """One Gaussian direction supported on each block of flat indices of x (a row, a column).
+def probe_blocks(blocks_fn, x: np.ndarray, analytic: np.ndarray, blocks: list, eps: float,
+                 rng: np.random.Generator, *, f0: float, noise_f: float | None = None, seed: int = 0) -> DirectionProbes:
+    """One Gaussian direction supported on each block of flat indices of x (a row, a column): one
+    call of ``blocks_fn`` with two subsets per block.
 
     A block whose numeric and analytic directional derivatives disagree holds a wrong entry; the
-    cost is two calls of f per block, whatever the block's size. Only the block's entries are
-    touched (saved and restored bit for bit), so a probe costs O(block), not O(x).
+    cost is two evaluations of f per block, whatever the block's size.
     """
-    if f0 is None:
-        f0 = float(f(x))
-    noise_f = loss_noise(f0, dtype or x.dtype)
-    a = np.asarray(analytic, dtype=np.float64).reshape(-1)
-    flat = x.reshape(-1) if x.flags.c_contiguous else None  # a view writes through; .flat is slower
-    out = _Quotients(len(blocks))
-    for j, idx in enumerate(blocks):
-        view = flat if flat is not None else x.flat
-        orig = np.array(view[idx])
-        base = orig.astype(np.float64)
+    noise_f = default_noise(f0) if noise_f is None else noise_f
+    a = np.asarray(analytic, dtype=F64).reshape(-1)
+    flat = _flat(x)
+    idx_list, val_list, steps, dots = [], [], [], []
+    for idx in blocks:
+        base = flat[idx].astype(F64)
         g = rng.standard_normal(len(idx)) * np.maximum(1.0, np.abs(base)) * eps
-        try:
-            view[idx] = base + g
-            up = np.asarray(view[idx], dtype=np.float64) - base
-            fp = float(f(x))
-            view[idx] = base - g
-            down = base - np.asarray(view[idx], dtype=np.float64)
-            fm = float(f(x))
-        finally:
-            view[idx] = orig
-        step = up + down
-        out.add(j, fp, fm, f0, float(a[idx] @ step), float(np.linalg.norm(step)), noise_f)
+        up, down = (base + g).astype(x.dtype), (base - g).astype(x.dtype)
+        idx_list += [idx, idx]
+        val_list += [up, down]
+        step = (up.astype(F64) - base) + (base - down.astype(F64))
+        steps.append(float(np.linalg.norm(step)))
+        dots.append(float(a[idx] @ step))
+    losses = np.asarray(blocks_fn(idx_list, val_list), dtype=F64) if idx_list else np.zeros(0)
+    out = _Quotients(len(blocks))
+    for j in range(len(blocks)):
+        out.add(j, losses[2 * j], losses[2 * j + 1], f0, dots[j], steps[j], noise_f)
     return out.result(seed)
 
 
@@ -246,8 +219,10 @@ class _Quotients:
     def __init__(self, count: int):
         self.an, self.nu, self.noise = np.zeros(count), np.zeros(count), np.zeros(count)
         self.plus, self.minus = np.zeros(count), np.zeros(count)
+        self.moved = np.zeros(count, dtype=bool)
 
     def add(self, j: int, fp: float, fm: float, f0: float, a_dot_step: float, norm: float, noise_f: float):
+        self.moved[j] = fp != f0 or fm != f0
         if norm == 0.0:  # every entry of the block rounds back to itself: nothing was probed
             return
         half = norm / 2.0
@@ -258,44 +233,38 @@ class _Quotients:
         self.noise[j] = 2.0 * noise_f / norm
 
     def result(self, seed: int) -> DirectionProbes:
-        return DirectionProbes(self.an, self.nu, self.noise, seed, 2 * len(self.an), self.plus, self.minus)
+        return DirectionProbes(self.an, self.nu, self.noise, seed, 2 * len(self.an), self.plus, self.minus,
+                               moved=self.moved)
+
+
+# ---------------------------------------------------------------- complex step
 
 
 class NotComplex(Exception):
     """The code does not carry a complex step through its loss (reason in the message)."""
 
 
-def complex_entries(
-    f: Callable[[], complex],
-    x: np.ndarray,
-    indices: np.ndarray,
-    *,
-    f0: float,
-    h: float = 1e-20,
-) -> EntryProbes:
-    """Complex-step derivatives Im f(x + i h e_k) / h: no difference of nearby values, so exact to
-    rounding whatever h (no step to tune, no cancellation).
+COMPLEX_H = 1e-20  # any tiny step is exact to rounding; this one keeps h**2 below underflow
 
-    ``x`` is a complex array that ``f`` reads (the caller swaps it in for the real parameter);
-    ``f()`` returns the loss as the code returned it. Raises ``NotComplex`` when a value comes back
-    without an imaginary part, with a non-finite one, or with a real part that is not f0.
-    """
+
+def complex_steps(x: np.ndarray, indices) -> np.ndarray:
+    return COMPLEX_H * np.maximum(1.0, np.abs(_flat(x)[np.asarray(indices, dtype=np.intp)].astype(F64)))
+
+
+def complex_quotients(values, indices, steps: np.ndarray, f0: float) -> EntryProbes:
+    """Complex-step derivatives Im f(x + i h e_k) / h from the losses the code returned under the
+    complex steps ``steps`` (k,): no difference of nearby values, so exact to rounding whatever h.
+
+    Raises ``NotComplex`` when a value came back without an imaginary part, with a non-finite one,
+    or with a real part that is not f0."""
     indices = np.asarray(indices, dtype=np.intp)
-    k = len(indices)
-    central = np.empty(k)
-    flat = x.reshape(-1) if x.flags.c_contiguous else x.flat
-    tol_real = loss_noise(f0, np.dtype(np.float64))
-    for j, i in enumerate(indices):
-        orig = flat[i]
-        step = h * max(1.0, abs(orig.real))
-        try:
-            flat[i] = orig + 1j * step
-            value = f()
-        finally:
-            flat[i] = orig
-        central[j] = _imaginary(value, f0, tol_real) / step
-    noise = ROUNDING_ULPS * float(np.finfo(np.float64).eps) * np.abs(central)
-    return EntryProbes(indices, central, central.copy(), central.copy(), noise, f0, k)
+    tol_real = default_noise(f0)
+    central = np.empty(len(indices))
+    for j, value in enumerate(values):
+        central[j] = _imaginary(value, f0, tol_real) / steps[j]
+    noise = 64.0 * float(np.finfo(np.float64).eps) * np.abs(central)
+    return EntryProbes(indices, central, central.copy(), central.copy(), noise, f0, len(indices),
+                       np.ones(len(indices), dtype=bool))
 
 
 def _imaginary(value, f0: float, tol_real: float) -> float:
@@ -310,3 +279,94 @@ def _imaginary(value, f0: float, tol_real: float) -> float:
         raise NotComplex(f"the loss's real part changed under a complex step ({v.real!r} vs {f0!r}): the code "
                          "does not treat complex numbers as analytic (abs, a comparison, a cast?)")
     return v.imag
+
+
+# ---------------------------------------------------------------- noise
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The computational noise of f near x: the standard deviation of f's values about a smooth
+    function, absolute (``level``). ``inform`` is ECnoise's: 1 the estimate is good, 2 the spacing
+    was too small (f did not change), 3 too large (no noise visible above f's own variation)."""
+
+    level: float
+    inform: int
+    order: int = 0
+    spacing: float = 0.0
+
+
+NOISE_POINTS = 9  # f at x + (j - 4) h, j = 0..8: differences up to order 8
+
+
+def noise_level(values) -> Noise:
+    """ECnoise (Moré and Wild 2011, Algorithm 1) on f at equally spaced points along a line.
+
+    The k-th differences of a smooth function shrink like h^k while those of noise grow like
+    sqrt(C(2k, k)) sigma; where three consecutive orders give the same scaled level and the k-th
+    differences change sign, that level is the noise."""
+    f = np.asarray(values, dtype=F64).copy()
+    nf = len(f)
+    fmin, fmax = float(f.min()), float(f.max())
+    if fmax == fmin:
+        return Noise(0.0, 2)
+    if (fmax - fmin) / max(abs(fmax), abs(fmin)) > 0.1:
+        return Noise(0.0, 3)
+    levels = np.zeros(nf - 1)
+    sign_change = np.zeros(nf - 1, dtype=bool)
+    gamma = 1.0
+    for j in range(1, nf):
+        f = np.diff(f)
+        if j == 1 and np.count_nonzero(f == 0) >= nf / 2:
+            return Noise(0.0, 2)  # f is flat at this spacing for most steps: too small to see noise
+        sign_change[j - 1] = f.min() * f.max() < 0
+        gamma *= 0.5 * (j / (2 * j - 1))
+        levels[j - 1] = math.sqrt(gamma * float(np.mean(f**2)))
+    for k in range(nf - 3):
+        window = levels[k:k + 3]
+        if window.max() <= 4 * window.min() and sign_change[k]:
+            return Noise(float(levels[k]), 1, k + 1)
+    return Noise(0.0, 3)
+
+
+class InPlace:
+    """The three evaluation callbacks for a plain function ``f(x) -> float`` of the array ``x``:
+    ``x`` is changed in place for each evaluation and restored bit for bit."""
+
+    def __init__(self, f: Callable[[np.ndarray], float], x: np.ndarray):
+        self.f, self.x = f, x
+
+    def entries(self, idx, values) -> np.ndarray:
+        flat = self.x.reshape(-1) if self.x.flags.c_contiguous else self.x.flat
+        out = np.empty(len(idx))
+        for j, (i, v) in enumerate(zip(np.asarray(idx).tolist(), values)):
+            orig = flat[i]
+            try:
+                flat[i] = v
+                out[j] = self.f(self.x)
+            finally:
+                flat[i] = orig
+        return out
+
+    def arrays(self, arrays) -> np.ndarray:
+        saved = self.x.copy()
+        out = np.empty(len(arrays))
+        try:
+            for j, a in enumerate(arrays):
+                np.copyto(self.x, a)
+                out[j] = self.f(self.x)
+        finally:
+            np.copyto(self.x, saved)
+        return out
+
+    def blocks(self, idx_list, val_list) -> np.ndarray:
+        flat = self.x.reshape(-1) if self.x.flags.c_contiguous else self.x.flat
+        out = np.empty(len(idx_list))
+        for j, (idx, vals) in enumerate(zip(idx_list, val_list)):
+            orig = np.array(flat[idx])
+            try:
+                flat[idx] = vals
+                out[j] = self.f(self.x)
+            finally:
+                flat[idx] = orig
+        return out

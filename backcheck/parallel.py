@@ -1,20 +1,15 @@
-"""``--jobs N``: the entries of an exhaustive check probed by N processes at once.
+"""``--jobs N``: the entries of an exhaustive check evaluated by N processes at once.
 
-The process running the check is one of the N; the other N - 1 are fresh interpreters
-(``python -c``), each loading the code under test once and then probing whatever chunks of
-entries it is sent. Why fresh interpreters and not ``multiprocessing``: ``fork`` would copy a
-process that has imported the user's code and started BLAS threads (unsafe), and ``spawn`` /
-``forkserver`` re-import the parent's ``__main__``, which is the user's own script when
-``verify`` is called from one without an ``if __name__ == "__main__":`` guard; a ``-c`` child
-imports nothing but backcheck, speaks the same length-prefixed pickles on a private pipe as the
-check's own child process, can have its prints silenced at the file-descriptor level, and dies
-with its parent (``PR_SET_PDEATHSIG`` on Linux, a watchdog elsewhere), so ``check.timeout``
-still holds: when the check's process is stopped, its workers stop too.
+``PoolEvaluator`` is an ``Evaluator`` whose large ``entries`` requests are split into chunks over
+its own evaluator and N - 1 workers, each a process that loaded the code under test once and
+serves the same requests (``evaluator.serve``). Every other request goes to its own evaluator;
+those that move the point (``set_values``, ``attach``) go to the workers too, so every process
+evaluates at the same parameters.
 
-Identical results whatever N: every worker installs the parent's parameter values bit for bit and
-must reproduce the parent's loss exactly before it gets work; each entry is probed by exactly the
-same arithmetic wherever it runs; chunks are put back in order. A worker that cannot reproduce
-the loss (nondeterministic code) is retired and its share done here, with a note.
+Identical results whatever N: a worker takes over the parameter values bit for bit and must
+reproduce the loss exactly before it gets work; each entry is evaluated by exactly the same
+arithmetic wherever it runs; chunks are put back in order. A worker that cannot reproduce the loss
+(nondeterministic code) is retired and its share done here, with a note.
 """
 
 from __future__ import annotations
@@ -29,13 +24,11 @@ import threading
 
 import numpy as np
 
-from backcheck import numgrad
-from backcheck.errors import BackcheckError, InternalError
-from backcheck.measure import measure_for
+from backcheck.evaluator import Evaluator
 
 WORKER = "from backcheck.runner import worker_main; worker_main()"
 CHUNK_MIN = 32  # entries per message at least: a message costs about as much as a few loss calls
-CHUNKS_PER_JOB = 8  # chunks per process and parameter, so a slow process does not hold up the rest
+CHUNKS_PER_JOB = 8  # chunks per process and request, so a slow process does not hold up the rest
 
 
 def send(stream, message) -> None:
@@ -60,24 +53,25 @@ class Worker:
                                      stderr=None if show_output else subprocess.DEVNULL)
         send(self.proc.stdin, ("job", job, os.getpid()))
         self.ready: bool | None = None
+        self.lock = threading.Lock()
 
-    def handshake(self, values: tuple) -> bool:
-        """Send the parameters; True when the worker's loss there is bit for bit ours."""
+    def request(self, message):
+        with self.lock:
+            send(self.proc.stdin, message)
+            return recv(self.proc.stdout)
+
+    def handshake(self, values: dict, f0: float, data) -> bool:
+        """Send the data and the parameters; True when the worker's loss there is bit for bit ours."""
         if self.ready is None:
             try:
-                send(self.proc.stdin, ("values",) + values)
-                kind, value = recv(self.proc.stdout)
-                self.ready = kind == "ready" and bool(value)
+                if data is not None:
+                    self.request(("attach", data))
+                self.request(("set_values", (values,)))
+                kind, mine = self.request(("loss", ()))
+                self.ready = kind == "ok" and mine == f0
             except (EOFError, OSError, pickle.UnpicklingError):
                 self.ready = False
         return self.ready
-
-    def probe(self, slot_key: str, indices: np.ndarray, method: str, eps: float):
-        send(self.proc.stdin, ("probe", slot_key, indices, method, eps))
-        kind, value = recv(self.proc.stdout)
-        if kind == "error":
-            raise value
-        return value
 
     def close(self) -> None:
         if self.ready is None:  # never used, maybe still loading the code: no need to wait for it
@@ -96,46 +90,92 @@ class Worker:
             self.proc.wait(2)
 
 
-class Pool:
-    """N - 1 workers plus this process."""
+class PoolEvaluator(Evaluator):
+    """An evaluator plus N - 1 workers sharing its large ``entries`` requests."""
 
     def __init__(self, jobs: int, job, show_output: bool = False):
         self.workers = [Worker(job, show_output) for _ in range(max(0, jobs - 1))]
-        self.values: tuple = ()
+        self.jobs = len(self.workers) + 1
+        self.local = None
         self.retired = 0
+        self.used = False
+        self._data = None
 
-    def start(self, binding, f0: float, loss_dtype: np.dtype) -> None:
-        """The parameter values every worker must take over (sent with its first task)."""
-        self.values = ({s.key: np.array(a) for s, a in binding.arrays().items()}, f0, np.dtype(loss_dtype).str)
+    def bind(self, local: Evaluator) -> "PoolEvaluator":
+        """The evaluator of this process, which answers everything the workers do not."""
+        self.local = local
+        self.slots, self.notes, self.warnings = local.slots, local.notes, local.warnings
+        return self
 
-    def close(self) -> None:
+    def retire(self) -> None:
+        """No workers after all (the check is too short for them to pay off)."""
         for w in self.workers:
             w.close()
         self.workers = []
 
+    def close(self) -> None:
+        self.retire()
+
+    # -- forwarded
+    def values(self):
+        return self.local.values()
+
+    def loss(self):
+        return self.local.loss()
+
+    def arrays(self, slot, arrays):
+        return self.local.arrays(slot, arrays)
+
+    def blocks(self, slot, idx_list, val_list):
+        return self.local.blocks(slot, idx_list, val_list)
+
+    def complex_losses(self, slot, idx, steps):
+        return self.local.complex_losses(slot, idx, steps)
+
+    def gradient(self):
+        return self.local.gradient()
+
+    def step_gradient(self, lr):
+        return self.local.step_gradient(lr)
+
     @property
-    def jobs(self) -> int:
-        return len(self.workers) + 1
+    def uses_step(self):
+        return self.local.uses_step
 
+    @property
+    def loss_dtype(self):
+        return self.local.loss_dtype
 
-class PoolMeasure:
-    """A measure whose large requests are split into chunks over the pool's processes."""
+    # -- kept in step on every process
+    def set_values(self, values) -> None:
+        self.local.set_values(values)
+        for w in self.workers:
+            w.ready = None if w.ready else w.ready  # the next use hands the new point over
 
-    def __init__(self, pool: Pool, local):
-        self.pool, self.local = pool, local
+    def attach(self, X, Y, canonical) -> None:
+        self.local.attach(X, Y, canonical)
+        self._data = (X, Y, canonical)
+        for w in self.workers:
+            w.ready = None if w.ready else w.ready
 
-    def entries(self, slot, x, indices, method: str, eps: float) -> numgrad.EntryProbes:
-        indices = np.asarray(indices, dtype=np.intp)
-        n_chunks = min(CHUNKS_PER_JOB * self.pool.jobs, len(indices) // CHUNK_MIN)
-        if not self.pool.workers or n_chunks < 2:
-            return self.local.entries(slot, x, indices, method, eps)
-        chunks = np.array_split(indices, n_chunks)
+    # -- shared
+    def entries(self, slot, idx, values) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.intp)
+        values = np.asarray(values)
+        n_chunks = min(CHUNKS_PER_JOB * self.jobs, len(idx) // CHUNK_MIN)
+        if not self.workers or n_chunks < 2:
+            return self.local.entries(slot, idx, values)
+        self.used = True
+        bounds = np.linspace(0, len(idx), n_chunks + 1).astype(int)
+        chunks = [(bounds[i], bounds[i + 1]) for i in range(n_chunks)]
         todo: queue.Queue = queue.Queue()
-        for i in range(len(chunks)):
+        for i in range(n_chunks):
             todo.put(i)
         done: dict = {}
         failed: dict = {}
         stop = threading.Event()
+        point = self.local.values()
+        f0 = self.local.loss()
 
         def run(compute) -> None:
             while not stop.is_set():
@@ -143,8 +183,9 @@ class PoolMeasure:
                     i = todo.get_nowait()
                 except queue.Empty:
                     return
+                lo, hi = chunks[i]
                 try:
-                    done[i] = compute(chunks[i])
+                    done[i] = compute(idx[lo:hi], values[lo:hi])
                 except (EOFError, OSError, pickle.UnpicklingError):  # a worker that died: its chunk goes back
                     todo.put(i)
                     return
@@ -153,36 +194,37 @@ class PoolMeasure:
                     stop.set()
                     return
 
+        def remote_compute(w):
+            def compute(ix, vals):
+                kind, value = w.request(("entries", (slot, ix, vals)))
+                if kind == "error":
+                    raise value
+                return value
+            return compute
+
         threads = []
-        for w in self.pool.workers:
+        for w in self.workers:
             if w.ready is False:
                 continue
 
             def remote(w=w):
-                if w.handshake(self.pool.values):
-                    run(lambda c: w.probe(slot.key, c, method, eps))
+                if w.handshake(point, f0, self._data):
+                    run(remote_compute(w))
                 else:
-                    self.pool.retired += 1
+                    self.retired += 1
 
             t = threading.Thread(target=remote, daemon=True)
             t.start()
             threads.append(t)
-        run(lambda c: self.local.entries(slot, x, c, method, eps))
+        run(lambda ix, vals: self.local.entries(slot, ix, vals))
         for t in threads:
             t.join()
         if failed:
             raise failed[min(failed)]  # the error a single process would have met first
-        # Chunks whose worker died or retired after taking them: done here.
-        for i in range(len(chunks)):
+        for i, (lo, hi) in enumerate(chunks):  # chunks whose worker died or retired after taking them
             if i not in done:
-                done[i] = self.local.entries(slot, x, chunks[i], method, eps)
-        return _concat([done[i] for i in range(len(chunks))])
-
-
-def _concat(parts: list) -> numgrad.EntryProbes:
-    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-    return numgrad.EntryProbes(cat("indices"), cat("central"), cat("plus"), cat("minus"), cat("noise"),
-                               parts[0].f0, sum(p.calls for p in parts))
+                done[i] = self.local.entries(slot, idx[lo:hi], values[lo:hi])
+        return np.concatenate([done[i] for i in range(n_chunks)])
 
 
 # ---------------------------------------------------------------- the worker side
@@ -211,35 +253,17 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def serve(binding, inbox, wire) -> None:
-    """Answer the parent's messages until it says stop: take over its parameter values, prove the
-    loss is reproduced, then probe the chunks it sends."""
-    slots = {s.key: s for s in binding.slots}
-    measure = None
-    while True:
-        try:
-            message = recv(inbox)
-        except EOFError:
-            return
-        kind = message[0]
-        if kind == "stop":
-            return
-        try:
-            if kind == "values":
-                _, values, f0, loss_dtype = message
-                arrays = binding.arrays()
-                for key, value in values.items():
-                    np.copyto(arrays[slots[key]], value)
-                mine = binding.loss()
-                measure = measure_for(binding, f0, np.dtype(loss_dtype))
-                send(wire, ("ready", mine == f0))
-            elif kind == "probe":
-                _, key, indices, method, eps = message
-                s = slots[key]
-                send(wire, ("done", measure.entries(s, binding.arrays()[s], indices, method, eps)))
-        except (BackcheckError, numgrad.NotComplex) as exc:
-            send(wire, ("error", exc))
-        except Exception as exc:  # noqa: BLE001 - a bug in backcheck, reported by the parent
-            import traceback
+class StreamChannel:
+    """The worker's side of its pipes, for ``evaluator.serve``."""
 
-            send(wire, ("error", InternalError(f"a --jobs worker failed: {exc}\n{traceback.format_exc()}")))
+    def __init__(self, inbox, wire):
+        self.inbox, self.wire = inbox, wire
+
+    def recv(self):
+        try:
+            return recv(self.inbox)
+        except EOFError:
+            return None
+
+    def send(self, message) -> None:
+        send(self.wire, message)

@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # usage or configuration error: nothing was checked
     CODE_FAILED = 3  # the code under test raised, timed out, returned NaN/inf or broke the contract
     INTERNAL = 4  # backcheck itself failed
+    INCONCLUSIVE = 5  # nothing was found wrong, but some parameter could not be checked
 
 
 OK, WRONG, INCONCLUSIVE = "ok", "wrong", "inconclusive"
@@ -58,6 +59,8 @@ class ParamResult:
     blocks: int = 0  # row and column probes of the search for wrong entries (sampled parameters found wrong)
     searched: int = 0  # entries that search probed one by one (included in checked)
     estimated: bool = False  # wrong_entries and pattern extrapolated from a sample of the search's candidates
+    point: str = "start"  # where the verdict was measured: start | rescaled (see CheckResult notes)
+    why: str = ""  # inconclusive: why it could not be decided
 
     @property
     def exhaustive(self) -> bool:
@@ -83,7 +86,10 @@ class ParamResult:
             "blocks": self.blocks,
             "searched": self.searched,
             "estimated": self.estimated,
+            "point": self.point,
         }
+        if self.why:
+            out["why"] = self.why
         if self.worst is not None:
             out["worst"] = {
                 "index": list(self.worst.index),
@@ -128,9 +134,11 @@ class Finding:
     detail: str = ""
     fix: str = ""
     confidence: float = 1.0
+    point: str | None = None  # where the evidence was measured, when not the code's starting parameters
+    line: dict | None = None  # {"file", "line", "source"}: the first line of the code that departs
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "id": self.id,
             "layer": self.layer,
             "severity": self.severity,
@@ -139,6 +147,11 @@ class Finding:
             "fix": self.fix,
             "confidence": round(float(self.confidence), 3),
         }
+        if self.point:
+            out["point"] = self.point
+        if self.line:
+            out["line"] = dict(self.line)
+        return out
 
 
 @dataclass(frozen=True)
@@ -213,7 +226,14 @@ class CheckResult:
             return ExitCode.WRONG
         if any(f.severity == "error" for f in self.findings):
             return ExitCode.WRONG
+        if self.inconclusive:
+            return ExitCode.INCONCLUSIVE
         return ExitCode.OK
+
+    @property
+    def inconclusive(self) -> list:
+        """The parameters that could not be checked (nothing else decides the exit code then)."""
+        return [p for layer in self.layers for p in layer.params if p.status == INCONCLUSIVE]
 
     @property
     def ok(self) -> bool:

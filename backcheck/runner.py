@@ -16,13 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from backcheck import mistakes, reference
-from backcheck.binding import ReferenceBinding, Slot, bind, canonical_shape, code_shape, load_code
+from backcheck.binding import ReferenceBinding, Slot, bind, canonical_shape, code_shape, load_code, orientation
 from backcheck.data import make_data
 from backcheck.errors import BackcheckError, ConfigError, InternalError, UserCodeError
-from backcheck.gradcheck import (MAX_EXHAUSTIVE, SAMPLE_DIRECTIONS, SAMPLE_ENTRIES, analytic_gradient,
-                                 check_param, choose_precision, match_shape, param_orientations)
-from backcheck.measure import complex_step_support, measure_for
-from backcheck.parallel import Pool, PoolMeasure
+from backcheck import conventions, gradcheck, points
+from backcheck.evaluator import LocalEvaluator
+from backcheck.gradcheck import (MAX_EXHAUSTIVE, SAMPLE_DIRECTIONS, SAMPLE_ENTRIES, Analytic, Point,
+                                 analytic_gradient, check_point, complex_step_support, match_shape,
+                                 measure_precision, result_of, transposed_finding)
+from backcheck.parallel import PoolEvaluator, StreamChannel
 from backcheck.results import CheckResult, CheckWarning, ErrorInfo, Finding, LayerResult, Method
 from backcheck.spec import Config, load_config
 
@@ -178,6 +180,24 @@ def run_check(config: Config, options: Options, shown: str, progress=None) -> Ch
     finally:
         if pool is not None:
             pool.close()
+
+
+def param_orientations(binding, widths, layout) -> tuple[dict, list[str], list]:
+    """How each of the code's arrays maps to the canonical network; notes and warnings on the way."""
+    out, notes, warnings = {}, [], []
+    for s, arr in binding.arrays().items():
+        o, note = orientation(s, arr, widths, layout)
+        out[s] = o
+        if note:
+            notes.append(note)
+        if o.per_example:
+            warnings.append(CheckWarning(
+                "bias/batch-shaped",
+                f"{s.code_name} has shape {arr.shape}: one bias per example of the batch of {o.per_example}. "
+                "Each example then has its own bias, and the code only runs on batches of exactly that size; "
+                f"a bias of shape {(widths[s.layer], 1) if layout == 'columns' else (1, widths[s.layer])} "
+                "broadcasts over any batch"))
+    return out, notes, warnings
 
 
 def _canonical_params(slots, arrays, orient, net):
@@ -363,91 +383,249 @@ def _died(config: Config, shown: str, proc, phase, errors) -> CheckResult:
 
 
 def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared, pool) -> CheckResult:
-    """run_check after prepare(): the analytic gradient, every parameter judged, the diagnosis."""
+    """run_check after prepare(): every parameter judged where it can be seen, then the diagnosis."""
     net = config.network
-    binding, data, orient, layout = prep.binding, prep.data, prep.orient, prep.layout
+    binding, data, orient = prep.binding, prep.data, prep.orient
     notes, warnings = prep.notes, prep.warnings
-
-    started = time.perf_counter()
-    f0 = binding.loss()
-    call_seconds = time.perf_counter() - started
-    precision, w = choose_precision(binding, config.check.eps, config.check.tolerance)
-    warnings += w
-    analytic = analytic_gradient(binding, precision)
-    findings = list(analytic.findings)
-    notes += analytic.notes
-    arrays = binding.arrays()
+    ev = LocalEvaluator(binding) if pool is None else pool.bind(LocalEvaluator(binding))
     where = config.code.file.name if config.code else str(config.path)
-    grads = {}
-    for s in binding.slots:
-        try:
-            g, finding = match_shape(s, arrays[s], np.asarray(analytic.grads[s]), where)
-        except UserCodeError as exc:
-            # Exit 3, and the finding says which gradient could not be matched to its parameter.
-            return CheckResult(config=shown, name=config.name, findings=(Finding(
-                "shape/mismatch", s.layer, "error", f"layer {s.layer}: the gradient of {s.code_name} has the "
-                "wrong shape", exc.message, f"return a gradient of the parameter's shape {arrays[s].shape}",
-                1.0),), warnings=tuple(warnings), notes=tuple(notes),
-                error=ErrorInfo(exc.kind, exc.message, exc.where))
-        grads[s] = g
-        if finding:
-            findings.append(finding)
-
-    measure = measure_for(binding, f0, precision.loss_dtype)
-    method, sharpen = _choose_method(config.check.method, measure, binding, grads, precision, notes)
+    seed = config.check.seed
+    values = ev.values()
+    started = time.perf_counter()
+    f0 = ev.loss()
+    call_seconds = time.perf_counter() - started
+    first = None if ev.uses_step else ev.gradient()
+    precision, w = measure_precision(ev, values, f0, first or values, config.check.eps, config.check.tolerance)
+    warnings += w
+    read = _reader_of(config, binding, ev, precision, where)
+    try:
+        start, an, findings, transposed = read(values, f0, first, "start")
+    except UserCodeError as exc:
+        if "cannot be compared" not in exc.message:
+            raise
+        # Exit 3, and the finding says which gradient could not be matched to its parameter.
+        s = next(s for s in ev.slots if s.code_name in exc.message)
+        return CheckResult(config=shown, name=config.name, findings=(Finding(
+            "shape/mismatch", s.layer, "error", f"layer {s.layer}: the gradient of {s.code_name} has the "
+            "wrong shape", exc.message, f"return a gradient of the parameter's shape {values[s].shape}",
+            1.0),), warnings=tuple(warnings), notes=tuple(notes),
+            error=ErrorInfo(exc.kind, exc.message, exc.where))
+    notes += an.notes
+    method, sharpen = _choose_method(config.check.method, start, precision, notes)
     if pool is not None:
-        serial = 2 * sum(a.size for a in arrays.values()) * call_seconds
+        serial = 2 * sum(a.size for a in values.values()) * call_seconds
         if serial < POOL_MIN_SECONDS:  # less work than starting a worker costs: keep it here
             notes.append(f"--jobs {pool.jobs}: the check takes about {serial:.1g} s in one process, less than "
                          "starting workers; no workers were used")
-            pool.close()
-            pool = None
-        else:
-            pool.start(binding, f0, precision.loss_dtype)
-            measure = PoolMeasure(pool, measure)
-    results, numeric, bad = {}, {}, {}
-    for s in binding.slots:
-        # One generator per parameter: what is probed does not depend on the order or the mode.
-        rng = np.random.default_rng([config.check.seed, 3, s.layer, "Wb".index(s.role)])
-        checked = check_param(binding, s, arrays[s], grads[s], precision, f0, method, rng,
-                              exhaustive=options.exhaustive, measure=measure, sharpen=sharpen)
-        results[s], numeric[s], bad[s] = checked.result, checked.numeric, checked.bad
-    notes += _probe_notes(config, options, results, method, pool, binding)
-    if any(r.kinks for r in results.values()):
-        n = sum(r.kinks for r in results.values())
-        warnings.append(CheckWarning(
-            "kink/nondifferentiable",
-            f"{n} probe(s) crossed or started on a non-differentiable point (e.g. ReLU at 0); the one-sided "
-            "derivatives differ there and the code's value was accepted as a subgradient"))
-    _check_restored(binding, arrays)
+            pool.retire()
+    def at(vals, name):
+        return read(vals, ev.loss(), None if ev.uses_step else ev.gradient(), name)[0]
 
-    # Everything below compares against backcheck's reference network in the canonical layout.
-    params_c = _canonical_params(binding.slots, arrays, orient, net)
+    def judge(point):
+        return check_point(point, precision, method, {s: np.random.default_rng([seed, 3, s.layer, "Wb".index(s.role)])
+                                                      for s in ev.slots},
+                           exhaustive=options.exhaustive, nearby=lambda v, k: points.nearby(v, k, seed),
+                           analytic_at=lambda v: at(v, f"{point.name}, nearby"), sharpen=sharpen,
+                           transposed=transposed if point.name == "start" else frozenset())
+
+    checked = judge(start)
+    _loss_reads(checked, ev, where)
+    params_c = _canonical_params(ev.slots, values, orient, net)
     mismatch = _forward_mismatch(net, params_c, data, f0, precision)
+    tables = {"start": _tables(checked, precision, orient, net, "start")}
+    stab = _stabilised(checked, tables["start"], params_c, data, net, orient, precision)
+    problems = _start_problems(net, params_c, data, checked, tables["start"], stab)
+    conditioned = None
+    if problems:
+        conditioned = _rescaled_check(config, ev, values, params_c, orient, data, read, judge, precision)
+        if conditioned is not None:
+            tables["rescaled"] = _tables(conditioned, precision, orient, net, "rescaled")
+            notes.append(f"the starting parameters are a poor place to see a gradient ({'; '.join(problems)}): "
+                         "the gradients were also checked at a rescaled point, the same shapes with every layer's "
+                         "pre-activations of mean ~0 and standard deviation 1 on the data; rows marked "
+                         "'rescaled' and the findings that say so were measured there")
+    results, evidence_from = _merge(tables, stab)
+    if stab is not None:
+        warnings.append(CheckWarning("loss/stabilised", _stabilised_message(stab, config)))
+        mismatch = None
     if mismatch:
         warnings.append(mismatch)
+    kinks = checked.resolved + (conditioned.resolved if conditioned else 0)
+    if kinks:
+        moved = checked.relocations + (conditioned.relocations if conditioned else 0)
+        warnings.append(CheckWarning(
+            "kink/nondifferentiable",
+            f"{kinks} probe(s) met a non-differentiable point (e.g. ReLU at 0): they were measured again "
+            + ("with smaller steps" if not moved else "with smaller steps and at a nearby point where they meet none "
+               "(every parameter moved by about 0.1%)") + ", and judged against the code's gradient there"))
+    notes += _probe_notes(config, options, results, checked.method, pool, binding)
     layers = []
     for k in range(1, len(net.layers) + 1):
-        layer_slots = [s for s in binding.slots if s.layer == k]
-        layers.append(LayerResult(k, net.label(k), tuple(_with_pattern(results[s], s, bad[s], orient[s], net)
-                                                         for s in layer_slots)))
-    report = mistakes.Evidence(
-        net=net, params=params_c, X=data.X, Y=data.Y, loss=f0,
-        analytic={(s.layer, s.role): orient[s].canonical_of(grads[s], canonical_shape(s, net.widths))
-                  for s in binding.slots},
-        numeric={(s.layer, s.role): orient[s].canonical_of(numeric[s], canonical_shape(s, net.widths))
-                 for s in binding.slots},
-        status={(s.layer, s.role): results[s].status for s in binding.slots},
-        tolerance=precision.tolerance, forward_matches=mismatch is None, layout=layout,
-        code_names={(s.layer, s.role): s.code_name for s in binding.slots})
-    findings = mistakes.explain(report, findings)
+        layer_slots = [s for s in ev.slots if s.layer == k]
+        layers.append(LayerResult(k, net.label(k), tuple(results[s][0] for s in layer_slots)))
+    findings += _name(evidence_from, tables, an, conditioned, checked, net, data, precision, orient, mismatch,
+                      prep.layout, results)
+    _check_restored(binding, binding.arrays()) if pool is None else None
     return CheckResult(
         config=shown, name=config.name,
-        method=Method(method, precision.eps, precision.dtype, "exhaustive" if options.exhaustive else "default",
-                      config.check.seed, pool.jobs if pool is not None else 1),
-        layers=tuple(layers), findings=tuple(findings), warnings=tuple(warnings),
-        notes=tuple(notes + binding.notes))
+        method=Method(checked.method, precision.eps, precision.dtype, "exhaustive" if options.exhaustive else "default",
+                      seed, pool.jobs if pool is not None and pool.used else 1),
+        layers=tuple(layers), findings=tuple(mistakes.ordered(findings)), warnings=tuple(warnings),
+        notes=tuple(notes + ev.notes))
 
+
+def _reader_of(config, binding, ev, precision, where):
+    """read(values, f0, gradients or None, name) -> (Point, Analytic, findings, transposed slots): the
+    code's gradient at ``values`` (from its gradients, or read off its steps), in the parameters' shapes."""
+    L = len(config.network.layers)
+
+    def read(values, f0, first, name):
+        if first is not None:
+            an = Analytic({s: np.asarray(g) for s, g in first.items()}, {s: 0.0 for s in first})
+        else:
+            an = analytic_gradient(ev, values, precision.dtype, rate=config.train.lr,
+                                   fixed_lr=getattr(binding, "fixed_lr", None),
+                                   step_name=getattr(binding, "step_name", "step"), top_layer=L, where=where)
+        table, findings, transposed = {}, list(an.findings), set()
+        for s in ev.slots:
+            for source in (an.grads, an.at_rate):
+                if s in source:
+                    g, t = match_shape(s, values[s], np.asarray(source[s]), where)
+                    source[s] = np.asarray(g, dtype=np.float64)
+                    if t and source is an.grads:
+                        transposed.add(s)
+                        findings.append(transposed_finding(s, values[s].shape, np.asarray(g).T.shape))
+            table[s] = an.at_rate.get(s, an.grads[s])
+        return Point(ev, values, f0, table, an.uncertainty, name), an, findings, frozenset(transposed)
+    return read
+
+
+def _loss_reads(checked, ev, where) -> None:
+    """The loss must depend on what is probed: a parameter whose probes never moved the loss at all
+    while the code reports a gradient for it (or every parameter at once) is bound to arrays the
+    code does not read."""
+    still = [s for s, c in checked.checks.items() if gradcheck.unmoved(c)]
+    if not still:
+        return
+    grads = checked.point.grads
+    nonzero = [s for s in still if np.any(grads[s] != 0)]
+    if nonzero or len(still) == len(ev.slots):
+        names = ", ".join(s.code_name for s in (nonzero or still))
+        raise UserCodeError(
+            f"the loss does not change at all when backcheck moves {names} (every probe gave exactly the same loss)"
+            + (", while the code's gradient for them is not zero" if nonzero else "")
+            + ": the code reads other arrays than the ones code.params names. If the code keeps its weights in "
+            "module globals, bind them there ($module.W1, or $module.params['W1']); for an object, name its own "
+            "attributes (layers[0].weights); see docs/binding.md", where, kind="contract")
+
+
+def _tables(pc, precision, orient, net, name: str) -> dict:
+    """Per slot: (ParamResult, numeric, bad, noise) at one point, with the pattern of wrong entries."""
+    out = {}
+    for s, c in pc.checks.items():
+        r, numeric, bad = result_of(c, pc.verdicts[s], precision, name)
+        noise = np.zeros(c.size)
+        noise[c.entries.idx] = c.entries.noise
+        out[s] = (_with_pattern(r, s, bad, orient[s], net), numeric, bad, noise.reshape(c.shape))
+    return out
+
+
+def _stabilised(pc, table, params_c, data, net, orient, precision):
+    """A loss/stabilised explanation of the wrong parameters at this point, or None."""
+    if not any(t[0].status == "wrong" for t in table.values()):
+        return None
+    shape = lambda s: canonical_shape(s, net.widths)  # noqa: E731
+    analytic = {(s.layer, s.role): orient[s].canonical_of(pc.point.grads[s], shape(s)) for s in table}
+    numeric = {(s.layer, s.role): orient[s].canonical_of(t[1], shape(s)) for s, t in table.items()}
+    noise = {(s.layer, s.role): orient[s].canonical_of(t[3], shape(s)) for s, t in table.items()}
+    return conventions.explain(net, params_c, data.X, data.Y, analytic, numeric, noise, precision.tolerance)
+
+
+def _stabilised_message(stab, config) -> str:
+    return (f"the code's loss is stabilised (an epsilon or a clip around the log): at {stab.examples} of the "
+            f"{stab.batch} examples the target's probability is near 0 or 1 (down to {stab.smallest:.1e}), where the "
+            "derivative of that loss differs from the one the code's backward computes; elsewhere the gradients "
+            "agree. This is a convention, not a mistake; to check those examples too, use data where no probability "
+            "is that extreme")
+
+
+def _start_problems(net, params_c, data, checked, table, stab) -> list:
+    problems = points.start_problems(net, params_c, data.X, data.Y)
+    inconclusive = [s.code_name for s, t in table.items() if t[0].status == "inconclusive"]
+    if inconclusive:
+        problems.append(f"{', '.join(inconclusive)} could not be decided there")
+    dead = [s.code_name for s, c in checked.checks.items() if gradcheck.unmoved(c)]
+    if dead:
+        problems.append(f"the loss does not move with {', '.join(dead)} (dead units?)")
+    if stab is None and any(t[0].status == "wrong" for t in table.values()) and \
+            len(conventions.stabilised_examples(net, params_c, data.X, data.Y)):
+        problems.append("some output probabilities are at a loss's clip or epsilon")
+    return problems
+
+
+def _rescaled_check(config, ev, values, params_c, orient, data, read, judge, precision):
+    """Every parameter judged at the well-conditioned point (None when it cannot be built)."""
+    net = config.network
+    try:
+        params_r = points.rescaled(net, params_c, data.X, config.check.seed)
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+        return None
+    moved = {}
+    for s in ev.slots:
+        W, b = params_r[s.layer - 1]
+        moved[s] = orient[s].code_of(W if s.role == "W" else b, values[s].dtype)
+    ev.set_values(moved)
+    try:
+        f_r = ev.loss()
+        point = read(moved, f_r, None if ev.uses_step else ev.gradient(), "rescaled")[0]
+        return judge(point)
+    finally:
+        ev.set_values(values)
+
+
+def _merge(tables: dict, stab) -> tuple[dict, str]:
+    """One row per parameter: wrong at any point is wrong (shown where it was wrong, the rescaled
+    point first), else decided wherever it was decided. Returns (rows, the point to name at)."""
+    out, name_at = {}, "start"
+    start, resc = tables["start"], tables.get("rescaled")
+    for s, row in start.items():
+        r = row[0]
+        if stab is not None and r.status == "wrong":
+            row = (dataclasses.replace(r, status="ok", pattern=None, wrong_entries=0),) + row[1:]
+            r = row[0]
+        if resc is not None:
+            rr = resc[s][0]
+            if rr.status == "wrong" or (r.status == "inconclusive" and rr.status != "inconclusive"):
+                row = resc[s]
+                name_at = "rescaled" if rr.status == "wrong" else name_at
+        out[s] = row
+    return out, name_at
+
+
+def _name(evidence_from, tables, an, conditioned, checked, net, data, precision, orient, mismatch, layout,
+          results) -> list:
+    """The named mistakes, from the point where the wrong gradients were measured."""
+    if not any(r[0].status == "wrong" for r in results.values()):
+        return []
+    pc = conditioned if evidence_from == "rescaled" else checked
+    table = tables[evidence_from]
+    values = pc.point.values
+    params = _canonical_params(list(values), values, orient, net)
+    shape = lambda s: canonical_shape(s, net.widths)  # noqa: E731
+    # Naming uses the code's gradient extrapolated to lr -> 0: stale weights are named by their own finding.
+    grads = {s: an.grads[s] if evidence_from == "start" else pc.point.grads[s] for s in values}
+    status = {(s.layer, s.role): (results[s][0].status if s not in an.at_rate or evidence_from != "start" else "ok")
+              for s in values}
+    report = mistakes.Evidence(
+        net=net, params=params, X=data.X, Y=data.Y, loss=pc.point.f0,
+        analytic={(s.layer, s.role): orient[s].canonical_of(grads[s], shape(s)) for s in values},
+        numeric={(s.layer, s.role): orient[s].canonical_of(table[s][1], shape(s)) for s in values},
+        status=status, tolerance=precision.tolerance, forward_matches=mismatch is None, layout=layout,
+        code_names={(s.layer, s.role): s.code_name for s in values})
+    found = mistakes.explain(report, [])
+    if evidence_from == "rescaled":
+        found = [dataclasses.replace(f, point="rescaled") for f in found]
+    return found
 
 
 def _start_pool(config: Config, options: Options, binding):
@@ -455,18 +633,16 @@ def _start_pool(config: Config, options: Options, binding):
     The reference network (no code:) is probed in one stacked pass and needs no workers."""
     if not options.exhaustive or options.jobs <= 1 or isinstance(binding, ReferenceBinding):
         return None
-    return Pool(options.jobs, (config, options), options.show_output)
+    return PoolEvaluator(options.jobs, (config, options), options.show_output)
 
 
-def _choose_method(asked: str, measure, binding, grads, precision, notes: list):
+def _choose_method(asked: str, point, precision, notes: list):
     """The method the entries are measured with, and the one that re-measures a borderline verdict.
 
     Complex step is tried only when asked for or when a verdict is borderline (found out lazily):
     it runs the code on complex arrays, which most codes never see."""
     def complex_support():
-        if precision.dtype != "float64":
-            return "complex step needs float64 arithmetic and the code computes in float32"
-        return complex_step_support(measure, binding, grads, precision.tolerance, precision.eps)
+        return complex_step_support(point, precision)
 
     if asked == "complex":
         why = complex_support()
@@ -503,7 +679,7 @@ def _with_pattern(result, slot: Slot, bad, orient, net):
 def _probe_notes(config: Config, options: Options, results: dict, method: str, pool, binding) -> list:
     """What was probed, for the report."""
     notes = []
-    sampled = [r for r in results.values() if r.directions]
+    sampled = [r[0] for r in results.values() if r[0].directions]
     if sampled:
         notes.append(
             f"default mode: parameters over {MAX_EXHAUSTIVE} entries ({', '.join(r.code_name for r in sampled)}) "
@@ -512,7 +688,7 @@ def _probe_notes(config: Config, options: Options, results: dict, method: str, p
             "column probes. --exhaustive probes every entry")
     if method == "richardson":
         notes.append("richardson: estimated error of each numeric gradient (norm): " + ", ".join(
-            f"{r.code_name} {r.noise / 3:.1e}" for r in results.values()))
+            f"{r[0].code_name} {r[0].noise / 3:.1e}" for r in results.values()))
     if options.jobs > 1 and not options.exhaustive:
         notes.append("--jobs applies to --exhaustive checks; the default mode makes too few loss calls to share")
     elif options.jobs > 1 and isinstance(binding, ReferenceBinding):
@@ -524,10 +700,11 @@ def _probe_notes(config: Config, options: Options, results: dict, method: str, p
 
 
 def worker_main() -> None:
-    """A --jobs worker (see backcheck.parallel): load the code once, then probe what it is sent."""
+    """A --jobs worker (see backcheck.parallel): load the code once, then evaluate what it is sent."""
     import sys
 
     from backcheck import parallel
+    from backcheck.evaluator import serve
 
     inbox = sys.stdin.buffer
     wire = os.fdopen(os.dup(1), "wb")
@@ -541,4 +718,4 @@ def worker_main() -> None:
         prep = prepare(config, options)
     except Exception:  # noqa: BLE001 - the parent meets the same failure itself and reports it
         return
-    parallel.serve(prep.binding, inbox, wire)
+    serve(StreamChannel(inbox, wire), LocalEvaluator(prep.binding))

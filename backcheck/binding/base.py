@@ -50,8 +50,8 @@ class Binding:
         raise NotImplementedError
 
     # -- calls
-    def loss(self) -> float:
-        return as_loss(self.raw_loss(), "the loss", self.code.file.name if self.code else "")
+    def loss(self, finite: bool = True) -> float:
+        return as_loss(self.raw_loss(), "the loss", self.code.file.name if self.code else "", finite)
 
     def raw_loss(self):
         """The loss exactly as the code returned it (complex under a complex-step probe)."""
@@ -66,23 +66,32 @@ class Binding:
 
     uses_step = False  # True: gradients are read from step_gradient, not analytic
 
-    def loss_value(self, value, what) -> float:
+    def loss_value(self, value, what, finite: bool = True) -> float:
         dtype = getattr(value, "dtype", None)
         if dtype is not None and dtype.kind == "f" and dtype.itemsize < 8:
-            self.loss_dtype = np.dtype(np.float32)
-        return as_loss(value, what, getattr(self, "file_name", None) or self.code.file.name)
+            self.loss_dtype = dtype
+        return as_loss(value, what, getattr(self, "file_name", None) or self.code.file.name, finite)
 
     def _array(self, value, slot: Slot, what: str) -> np.ndarray:
+        """A gradient the code gave, as a new real float array; anything else breaks the contract."""
+        where = self.code.file.name
         try:
-            arr = np.asarray(value)
-            ok = np.issubdtype(arr.dtype, np.number)
-        except Exception:  # noqa: BLE001 - ragged lists and the like
-            ok = False
+            arr = np.array(value, copy=True)
+            ok = np.issubdtype(arr.dtype, np.number) and arr.dtype != np.bool_
+        except Exception as exc:  # noqa: BLE001 - ragged lists, objects whose __array__ raises
+            raise UserCodeError(f"{what} gave {type(value).__name__} for {slot.code_name}, which numpy cannot read as "
+                                f"an array ({type(exc).__name__}: {exc})", where, kind="contract") from None
         if not ok:
-            raise UserCodeError(f"{what} gave {type(value).__name__} for {slot.code_name}; expected an array",
-                                self.code.file.name, kind="contract")
+            raise UserCodeError(f"{what} gave {type(value).__name__} for {slot.code_name}; expected an array of "
+                                "numbers", where, kind="contract")
+        if np.iscomplexobj(arr):
+            if np.any(arr.imag != 0):
+                raise UserCodeError(f"{what} gave a complex gradient for {slot.code_name} (imaginary parts up to "
+                                    f"{float(np.max(np.abs(arr.imag))):.3g}); a real parameter has a real gradient",
+                                    where, kind="contract")
+            arr = arr.real.copy()
         if not np.all(np.isfinite(arr)):
             bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
             raise UserCodeError(f"{what} gave {bad} NaN/inf entries in the gradient of {slot.code_name}",
-                                self.code.file.name, kind="nan")
+                                where, kind="nan")
         return arr

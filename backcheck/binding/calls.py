@@ -67,22 +67,54 @@ def lookup(module, name: str, config: Config, key: str):
     return getattr(module, name)
 
 
-def as_loss(value, what, where: str) -> float:
+def as_loss(value, what, where: str, finite: bool = True) -> float:
     """A float from a float, a 0-d array or a size-1 array; anything else breaks the contract.
-    ``what`` names the call: a string or a function making it (messages only)."""
-    if type(value) in (float, np.float64) and math.isfinite(value):
+    ``what`` names the call: a string or a function making it (messages only). With ``finite``
+    False a NaN or inf is returned as it is (the judge says what it was for)."""
+    if type(value) in (float, np.float64) and (not finite or math.isfinite(value)):
         return float(value)  # the common case, on the hot path of every probe
     what = what() if callable(what) else what
-    arr = np.asarray(value) if not isinstance(value, (tuple, list, dict)) else None
-    if arr is None or arr.size != 1 or not np.issubdtype(arr.dtype, np.number):
-        kind = type(value).__name__ if arr is None else f"an array of shape {arr.shape}"
+    kind = _kind_of_loss(value)
+    if kind is not None:
         raise UserCodeError(f"{what} returned {kind}; expected a single number (the loss of the batch)",
                             where, kind="contract")
+    arr = np.asarray(value)
+    if np.iscomplexobj(arr) and arr.reshape(-1)[0].imag != 0:
+        raise UserCodeError(f"{what} returned the complex number {complex(arr.reshape(-1)[0])!r}; expected a real "
+                            "loss", where, kind="contract")
     out = float(arr.reshape(-1)[0].real)
-    if not np.isfinite(out):
+    if finite and not np.isfinite(out):
         raise UserCodeError(f"{what} returned {out}: the loss is not finite at the starting parameters",
                             where, kind="nan")
     return out
+
+
+def _kind_of_loss(value) -> str | None:
+    """Why ``value`` is not a loss, in words, or None when it is a single number."""
+    if value is None:
+        return "None (a missing return statement?)"
+    if isinstance(value, (bool, np.bool_)):
+        return f"the truth value {bool(value)} (a comparison?)"
+    if isinstance(value, (str, bytes)):
+        return f"the text {value[:40]!r}"
+    if isinstance(value, (tuple, list, dict, set)):
+        return f"a {type(value).__name__} of {len(value)} items (if the loss is one of them, name it with " \
+               "returns: [loss, ...])"
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - an object whose __array__ raises
+        return f"a {type(value).__name__} that numpy cannot read ({describe(exc)})"
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        return f"a {type(value).__name__} object"
+    if arr.dtype == np.bool_:
+        return "an array of truth values"
+    if arr.size != 1:
+        return f"an array of shape {arr.shape} (a loss per example? reduce it with .mean() or .sum())"
+    try:
+        float(arr.reshape(-1)[0].real)
+    except Exception as exc:  # noqa: BLE001 - __float__ raising
+        return f"a {type(value).__name__} whose value cannot be read ({describe(exc)})"
+    return None
 
 
 # ---------------------------------------------------------------- expressions

@@ -303,8 +303,8 @@ class CodeBinding(Binding):
             self.copy_inputs = True
             return run()
 
-    def loss(self) -> float:
-        return self.loss_value(self.raw_loss(), self._loss_what)
+    def loss(self, finite: bool = True) -> float:
+        return self.loss_value(self.raw_loss(), self._loss_what, finite)
 
     def _loss_what(self) -> str:
         return f"{self.code.chain.loss if self.chain else self.code.loss or self._producer()}()"
@@ -411,7 +411,7 @@ class CodeBinding(Binding):
             except (AttributeError, KeyError, IndexError, TypeError) as exc:
                 raise UserCodeError(f"after {what}, the gradient path {text} does not resolve ({describe(exc)})",
                                     self.code.file.name, kind="contract") from None
-            out[s] = self._array(np.array(value, copy=True), s, what)
+            out[s] = self._array(value, s, what)
         return out
 
     def _grads_by_name(self, grads, what: str) -> dict:
@@ -427,7 +427,7 @@ class CodeBinding(Binding):
         extra = sorted(str(k) for k in grads if k not in {s.code_name for s in self.slots})
         if extra and not any(n.startswith("extra gradient keys") for n in self.notes):
             self.notes.append(f"extra gradient keys ignored: {', '.join(extra)}")
-        return {s: self._array(np.array(grads[s.code_name], copy=True), s, what) for s in self.slots}
+        return {s: self._array(grads[s.code_name], s, what) for s in self.slots}
 
     # -- steps
     @property
@@ -473,7 +473,7 @@ class CodeBinding(Binding):
             except (AttributeError, KeyError, IndexError, TypeError) as exc:
                 raise UserCodeError(f"{what} left no parameter at {s.code_name} ({describe(exc)})",
                                     self.code.file.name, kind="contract") from None
-            out[s] = self._array(np.array(value, dtype=np.float64, copy=True), s, what)
+            out[s] = self._array(value, s, what).astype(np.float64)
         return out
 
     def _not_plain_sgd(self, grads: dict) -> None:

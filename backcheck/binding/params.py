@@ -53,6 +53,12 @@ class Orientation:
         out = self.to_canonical(arr)
         return out if self.per_example else out.reshape(canon)
 
+    def code_of(self, canon: np.ndarray, dtype) -> np.ndarray:
+        """The inverse of canonical_of: a canonical array in the code's own shape and dtype."""
+        arr = np.asarray(canon)
+        arr = arr.T if self.transpose else arr
+        return np.ascontiguousarray(arr.reshape(self.shape)).astype(dtype if np.dtype(dtype).kind == "f" else np.float64)
+
 
 def orientation(slot: Slot, arr: np.ndarray, widths: tuple[int, ...], layout: str) -> tuple[Orientation, str | None]:
     """Read how the code stores ``slot``; (orientation, note or None). Raises on an impossible shape."""

@@ -41,8 +41,13 @@ class ReferenceBinding(Binding):
     def raw_loss(self):
         return self.reference.loss(self.net, self.params, self.X, self.Y)
 
-    def loss(self) -> float:
+    def loss(self, finite: bool = True) -> float:
         return float(np.real(self.raw_loss()))
+
+    def perturbed(self, slot: Slot, indices, steps) -> np.ndarray:
+        """The loss with entry indices[j] of ``slot`` moved by steps[j], for every j in one stacked pass."""
+        return self.reference.perturbed_losses(self.net, self.params, self.X, self.Y, slot.layer, slot.role,
+                                               indices, steps)
 
     def analytic(self) -> dict[Slot, np.ndarray]:
         grads = self.reference.backward(self.net, self.params, self.X, self.Y, self.variants)

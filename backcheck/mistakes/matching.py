@@ -62,16 +62,17 @@ def explain(ev: Evidence, findings: list) -> list:
     """Findings for every wrong layer, most likely cause first. Correct programs get none."""
     wrong_layers = sorted({k for (k, _), st in ev.status.items() if st == WRONG}, reverse=True)
     if not wrong_layers:
-        return _ordered(findings)
+        return ordered(findings)
     cache = reference.forward(ev.net, ev.params, ev.X)
     scale = _global_scale(ev, cache)
     if scale:
-        return _ordered(findings + scale)
+        return ordered(findings + scale)
     found, _ = _layer_search(ev, cache, wrong_layers[0])
-    return _ordered(findings + _merge_global(ev, found))
+    return ordered(findings + _merge_global(ev, found))
 
 
-def _ordered(findings: list) -> list:
+def ordered(findings: list) -> list:
+    """Errors first, the layer closest to the loss first, the most confident first."""
     rank = {"error": 0, "warning": 1, "note": 2}
     return sorted(findings, key=lambda f: (rank.get(f.severity, 3), -(f.layer or 10**6), -f.confidence))
 

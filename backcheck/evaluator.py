@@ -1,0 +1,307 @@
+"""Evaluating the code under test on request: losses at planned parameter values, gradients, steps.
+
+The judge (``gradcheck``, ``runner``) never calls the code under test itself: it asks an
+``Evaluator``, in batches. A probe of k entries is one request, answered by 2k loss calls where
+the code lives. ``LocalEvaluator`` answers from a binding in this process (backcheck's reference
+network, whose entries are all evaluated in one stacked pass; the code under test inside the
+sandboxed process that imported it; the Python API's callables); ``serve`` answers the same
+requests over a channel, and ``RemoteEvaluator`` is the judge's proxy for that.
+
+Every request leaves the parameters as they were, except ``set_values``, which moves the point
+at which everything is evaluated. Losses of batch requests come back as float64 arrays that may
+hold NaN or inf: the judge, which knows what each value was for, says what went wrong.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backcheck.errors import BackcheckError, InternalError, UserCodeError
+
+F64 = np.dtype(np.float64)
+
+
+class Evaluator:
+    """What the judge may ask. ``slots`` are the parameters; arrays are in the code's own shapes
+    and dtypes; ``values()`` is a copy of the current point."""
+
+    slots: list
+    notes: list
+    warnings: list  # (id, message)
+
+    def values(self) -> dict:
+        raise NotImplementedError
+
+    def set_values(self, values: dict) -> None:
+        raise NotImplementedError
+
+    def attach(self, X, Y, canonical) -> None:
+        raise NotImplementedError
+
+    def loss(self) -> float:
+        raise NotImplementedError
+
+    def entries(self, slot, idx, values) -> np.ndarray:
+        """The loss with ``slot``'s entry ``idx[j]`` (flat) set to ``values[j]`` alone, for each j."""
+        raise NotImplementedError
+
+    def arrays(self, slot, arrays: list) -> np.ndarray:
+        """The loss with ``slot``'s array replaced by each of ``arrays``."""
+        raise NotImplementedError
+
+    def blocks(self, slot, idx_list: list, val_list: list) -> np.ndarray:
+        """The loss with the entries ``idx_list[j]`` of ``slot`` set to ``val_list[j]``, for each j."""
+        raise NotImplementedError
+
+    def complex_losses(self, slot, idx, steps) -> list:
+        """The loss exactly as the code returns it with entry idx[j] moved by 1j * steps[j]."""
+        raise NotImplementedError
+
+    def gradient(self) -> dict:
+        raise NotImplementedError
+
+    def step_gradient(self, lr: float) -> dict:
+        raise NotImplementedError
+
+    @property
+    def uses_step(self) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class LocalEvaluator(Evaluator):
+    """Requests answered in this process by a binding (its live arrays are perturbed in place)."""
+
+    def __init__(self, binding):
+        self.binding = binding
+        self.slots = list(binding.slots)
+        self.notes = binding.notes
+        self.warnings = binding.warnings
+        self._reference = getattr(binding, "perturbed", None)  # backcheck's network: stacked evaluation
+
+    # -- the point
+    def values(self) -> dict:
+        return {s: a.copy() for s, a in self.binding.arrays().items()}
+
+    def set_values(self, values: dict) -> None:
+        arrays = self.binding.arrays()
+        for s, v in values.items():
+            np.copyto(arrays[s], v, casting="unsafe")
+
+    def attach(self, X, Y, canonical) -> None:
+        self.binding.attach(X, Y, canonical=canonical)
+
+    @property
+    def uses_step(self) -> bool:
+        return self.binding.uses_step
+
+    @property
+    def loss_dtype(self):
+        return self.binding.loss_dtype
+
+    # -- losses
+    def loss(self) -> float:
+        return self.binding.loss()
+
+    def _loss(self) -> float:
+        return self.binding.loss(finite=False)
+
+    def entries(self, slot, idx, values) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.intp)
+        x = self.binding.arrays()[slot]
+        if self._reference is not None:
+            steps = np.asarray(values, dtype=F64) - x.reshape(-1)[idx].astype(F64)
+            return np.real(self._reference(slot, idx, steps)).astype(F64)
+        flat = x.reshape(-1) if x.flags.c_contiguous else x.flat
+        out = np.empty(len(idx))
+        loss = self._loss
+        for j, (i, v) in enumerate(zip(idx.tolist(), np.asarray(values).tolist())):
+            orig = flat[i]
+            try:
+                flat[i] = v
+                out[j] = loss()
+            finally:
+                flat[i] = orig
+        return out
+
+    def arrays(self, slot, arrays: list) -> np.ndarray:
+        x = self.binding.arrays()[slot]
+        saved = x.copy()
+        out = np.empty(len(arrays))
+        try:
+            for j, a in enumerate(arrays):
+                np.copyto(x, a)
+                out[j] = self._loss()
+        finally:
+            np.copyto(x, saved)
+        return out
+
+    def blocks(self, slot, idx_list: list, val_list: list) -> np.ndarray:
+        x = self.binding.arrays()[slot]
+        flat = x.reshape(-1) if x.flags.c_contiguous else x.flat
+        out = np.empty(len(idx_list))
+        for j, (idx, vals) in enumerate(zip(idx_list, val_list)):
+            orig = np.array(flat[idx])
+            try:
+                flat[idx] = vals
+                out[j] = self._loss()
+            finally:
+                flat[idx] = orig
+        return out
+
+    def complex_losses(self, slot, idx, steps) -> list:
+        idx = np.asarray(idx, dtype=np.intp)
+        if self._reference is not None:
+            return list(self._reference(slot, idx, 1j * np.asarray(steps, dtype=F64)))
+        import warnings
+
+        try:  # numpy >= 1.25
+            from numpy.exceptions import ComplexWarning
+        except ImportError:  # pragma: no cover - older numpy
+            ComplexWarning = np.ComplexWarning
+        x = self.binding.arrays()[slot]
+        xc = x.astype(np.complex128)  # one complex copy per request, swapped in as the code's live array
+        old = self.binding.swap(slot, xc)
+        flat = xc.reshape(-1)
+        out = []
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ComplexWarning)  # a cast to float is detected, not printed
+                for i, h in zip(idx.tolist(), np.asarray(steps, dtype=F64).tolist()):
+                    orig = flat[i]
+                    try:
+                        flat[i] = orig + 1j * h
+                        out.append(_plain_number(self.binding.raw_loss()))
+                    finally:
+                        flat[i] = orig
+        finally:
+            self.binding.swap(slot, old)
+        return out
+
+    # -- gradients
+    def gradient(self) -> dict:
+        return dict(self.binding.analytic())
+
+    def step_gradient(self, lr: float) -> dict:
+        return dict(self.binding.step_gradient(lr))
+
+    def close(self) -> None:
+        close = getattr(self.binding, "close", None)
+        if close is not None:
+            close()
+
+
+def _plain_number(value):
+    """A complex-step loss as something that pickles and compares: a Python complex or float, or a
+    description of what came back."""
+    try:
+        arr = np.asarray(value)
+        if arr.size == 1 and np.issubdtype(arr.dtype, np.number):
+            v = arr.reshape(-1)[0]
+            return complex(v) if np.iscomplexobj(arr) else float(v)
+    except Exception:  # noqa: BLE001 - whatever the code returned; described below
+        pass
+    return f"<{type(value).__name__}>"
+
+
+# ---------------------------------------------------------------- over a channel
+
+# The methods a remote judge may call, and whether the reply is a value.
+REQUESTS = ("values", "set_values", "attach", "loss", "entries", "arrays", "blocks", "complex_losses",
+            "gradient", "step_gradient")
+
+
+def serve(channel, evaluator: LocalEvaluator, check=None) -> None:
+    """Answer requests ``(name, args)`` from ``channel`` until it closes or says stop. A reply is
+    ``("ok", value)`` or ``("error", BackcheckError)``; ``check()`` runs after every request (e.g.
+    that the code did not replace its arrays)."""
+    while True:
+        message = channel.recv()
+        if message is None or message[0] == "stop":
+            return
+        name, args = message
+        try:
+            if name not in REQUESTS:
+                raise InternalError(f"unknown request {name!r}")
+            value = getattr(evaluator, name)(*args)
+            if check is not None:
+                check()
+            channel.send(("ok", value))
+        except BackcheckError as exc:
+            channel.send(("error", exc))
+        except Exception as exc:  # noqa: BLE001 - a bug in backcheck: the judge reports it
+            import traceback
+
+            channel.send(("error", InternalError(f"the evaluator failed: {exc}\n{traceback.format_exc()}")))
+
+
+class RemoteEvaluator(Evaluator):
+    """The judge's proxy for an evaluator in another process. ``request(message)`` sends one
+    request and returns the reply (the transport enforces the time limit). The current values
+    are mirrored here, so ``values()`` costs no round trip."""
+
+    def __init__(self, request, description: dict):
+        self._request = request
+        self.slots = description["slots"]
+        self.notes = description["notes"]
+        self.warnings = description["warnings"]
+        self._values = description["values"]
+        self._uses_step = description["uses_step"]
+        self.loss_dtype = description["loss_dtype"]
+        self.calls = 0  # requests made: for messages ("the 5th call")
+
+    def _call(self, name: str, *args):
+        self.calls += 1
+        kind, value = self._request((name, args))
+        if kind == "error":
+            raise value
+        return value
+
+    def values(self) -> dict:
+        return {s: a.copy() for s, a in self._values.items()}
+
+    def set_values(self, values: dict) -> None:
+        self._call("set_values", values)
+        for s, v in values.items():
+            np.copyto(self._values[s], v, casting="unsafe")
+
+    def attach(self, X, Y, canonical) -> None:
+        self._call("attach", X, Y, canonical)
+
+    @property
+    def uses_step(self) -> bool:
+        return self._uses_step
+
+    def loss(self) -> float:
+        return self._call("loss")
+
+    def entries(self, slot, idx, values) -> np.ndarray:
+        return self._call("entries", slot, idx, values)
+
+    def arrays(self, slot, arrays: list) -> np.ndarray:
+        return self._call("arrays", slot, arrays)
+
+    def blocks(self, slot, idx_list: list, val_list: list) -> np.ndarray:
+        return self._call("blocks", slot, idx_list, val_list)
+
+    def complex_losses(self, slot, idx, steps) -> list:
+        return self._call("complex_losses", slot, idx, steps)
+
+    def gradient(self) -> dict:
+        return self._call("gradient")
+
+    def step_gradient(self, lr: float) -> dict:
+        return self._call("step_gradient", lr)
+
+
+def describe(evaluator: LocalEvaluator) -> dict:
+    """What a remote judge needs to know of a bound code before it asks anything."""
+    return {"slots": evaluator.slots, "notes": list(evaluator.notes), "warnings": list(evaluator.warnings),
+            "values": evaluator.values(), "uses_step": evaluator.uses_step,
+            "loss_dtype": np.dtype(evaluator.loss_dtype).str}
+
+
+def nonfinite_message(what: str, value: float) -> UserCodeError:
+    return UserCodeError(f"{what} gave the loss {value}: it is not finite there", kind="nan")
