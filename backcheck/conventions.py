@@ -1,123 +1,145 @@
 """Differences from the finite differences that are conventions, not bugs: a stabilised loss.
 
-Students write cross-entropy as ``-log(p + 1e-7)`` or clip ``p`` to ``[1e-7, 1 - 1e-7]``: at the
-examples whose probability is near the stabiliser, the derivative of that loss differs from the
-derivative the code's backward computes (the exact one, ``(p - y) / N``, or one with the clipped
-``p`` in it). That is a convention of the loss, not a mistake in backprop, and it is confined to
-those examples.
+Students write cross-entropy as ``-log(p + eps)`` or clip ``p`` to ``[eps, 1 - eps]`` before the
+log. Where the target's probability q is near eps, the derivative of that loss differs from the
+derivative the code's backward computes, and only there: a convention of the loss, not a mistake
+in backprop.
 
-The test follows from that: with g_n the exact gradient contribution of example n (backcheck's
-reference network at the code's parameters), both the code's gradient and the numeric one must be
-``sum over the other examples of g_n + sum over S of w_n g_n`` with weights 0 <= w_n <= 1 on the
-examples S at the stabiliser (a clip or an epsilon only ever shrinks an example's gradient). When
-both fit to within their error bounds, the difference is the stabiliser's; a mistake anywhere
-else leaves a residual, and the check fails as before.
+Both derivatives are known exactly. With D the exact gradient at the output's pre-activation
+(``(p - y) / N``) and a weight per example (per output for a sigmoid output), the gradient of the
+stabilised loss is the network's backward from ``D * w``:
+
+- ``-log(q + eps)``: w = q / (q + eps);
+- ``log(clip(q, eps, 1 - eps))``: w = 1 inside the clip, 0 outside (the loss is flat there).
+
+The code's backward either ignores the stabiliser (w = 1, the usual ``p - y``) or carries the
+clipped q into ``dloss = -y / clip(p)`` (w = q / clip(q)). ``explain`` tries these models over the
+eps that matter and accepts one only when it reproduces *both* the numeric gradient (to within its
+measured error bounds) and the code's gradient (to within the tolerance), and the code's loss
+value too: one parameter, eps, for every example, so a mistake anywhere else cannot be absorbed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from backcheck import reference
+from backcheck.reference import Variant
 
-NEAR = 1e-3  # a probability below this (or above 1 - this) is where a stabiliser may act
-WEIGHT_SLACK = 0.02  # weights may come out this far outside [0, 1] from rounding
+EPS_GRID = np.logspace(-16, -1, 61)  # the epsilons tried for ``log(q + eps)``
 
 
 @dataclass(frozen=True)
 class Stabilised:
-    examples: int  # how many examples the stabiliser acts on
+    kind: str  # "epsilon" | "clip"
+    eps: float
+    examples: int  # examples (or outputs) whose gradient the stabiliser changes beyond the tolerance
     batch: int
-    smallest: float  # the smallest such probability
-    weights: tuple  # the fitted weights of the numeric gradient (1: untouched, 0: flat)
+    smallest: float  # the smallest target probability among them
+    code: str  # how the code's backward treats it: "exact" (p - y) | "clipped" (dloss of the clipped p)
+    loss_matches: bool  # the stabilised loss reproduces the code's loss value
 
 
-def stabilised_examples(net, params, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Indices of the examples whose log-probability a loss's clip or epsilon can change."""
-    if net.loss not in ("cross_entropy", "binary_cross_entropy"):
-        return np.zeros(0, dtype=np.intp)
+class _OutputDelta(Variant):
+    """The backward pass started from a given output delta (the stabilised loss's)."""
+
+    def __init__(self, layer: int, delta: np.ndarray):
+        self.layer, self._delta = layer, delta
+
+    def delta(self, bp, G):
+        return self._delta if G is None else None
+
+
+def target_probabilities(net, params, X: np.ndarray, Y: np.ndarray):
+    """(q, P): the probability each example (sigmoid outputs: each output) gives its target, and
+    the output probabilities; q has the shape of the output delta's weights."""
     with np.errstate(all="ignore"):
         P = reference.forward(net, params, X).A[-1]
     if net.loss == "cross_entropy":
-        p = np.sum(P * Y, axis=1)  # the target's probability
-        near = (p < NEAR) | (p > 1 - NEAR)
+        q = np.sum(P * Y, axis=1, keepdims=True) * np.ones_like(P)
     else:
-        near = np.any((P < NEAR) | (P > 1 - NEAR), axis=1)
-    return np.flatnonzero(near)
+        q = np.where(Y > 0.5, P, 1 - P)
+    return q, P
 
 
 def explain(net, params, X: np.ndarray, Y: np.ndarray, analytic: dict, numeric: dict, noise: dict,
-            tolerance: float) -> Stabilised | None:
-    """A stabiliser explaining the difference between ``analytic`` and ``numeric`` (canonical
-    arrays keyed by (layer, "W"|"b"); numeric NaN where not probed; ``noise`` each numeric entry's
-    error bound), or None."""
-    S = stabilised_examples(net, params, X, Y)
-    if not len(S) or len(S) == len(X):
+            tolerance: float, loss_value: float | None = None) -> Stabilised | None:
+    """A stabiliser explaining the difference between ``analytic`` and ``numeric`` (canonical arrays
+    keyed by (layer, "W"|"b"); numeric NaN where not probed; ``noise`` each numeric entry's error
+    bound), or None."""
+    if net.loss not in ("cross_entropy", "binary_cross_entropy") or \
+            (net.loss, net.layers[-1].activation) not in (("cross_entropy", "softmax"),
+                                                          ("binary_cross_entropy", "sigmoid")):
         return None
-    keys = sorted(analytic)
-    per = _per_example(net, params, X, Y, keys)  # (N, P)
-    reg = _flatten(_l2_part(net, params), keys)
-    a = _flatten(analytic, keys)
-    n = _flatten(numeric, keys)
-    u = _flatten(noise, keys)
-    others = np.setdiff1d(np.arange(len(X)), S)
-    base = reg + per[others].sum(axis=0)
-    G = per[S].T  # (P, |S|)
-    fit_a = _fit(a, base, G, np.zeros_like(a), tolerance)
-    probed = np.isfinite(n)
-    fit_n = _fit(n[probed], base[probed], G[probed], u[probed], tolerance)
-    if fit_a is None or fit_n is None:
+    q, _ = target_probabilities(net, params, X, Y)
+    if not np.all(np.isfinite(q)):
         return None
+    L = len(net.layers)
     with np.errstate(all="ignore"):
-        P = reference.forward(net, params, X).A[-1]
-    probs = np.sum(P * Y, axis=1) if net.loss == "cross_entropy" else np.min(np.minimum(P, 1 - P), axis=1)
-    return Stabilised(len(S), len(X), float(np.min(probs[S])), tuple(float(w) for w in fit_n))
-
-
-def _fit(target: np.ndarray, base: np.ndarray, G: np.ndarray, noise: np.ndarray, tolerance: float):
-    """Weights in [0, 1] with target = base + G w to within the error bounds, or None."""
-    if not target.size:
+        bp = reference.Backprop(net, params, X, Y, reference.forward(net, params, X))
+        D = bp.output_delta()
+    keys = sorted(analytic)
+    a = _flatten(analytic, keys)
+    n, u = _flatten(numeric, keys), _flatten(noise, keys)
+    probed = np.isfinite(n)
+    if not probed.any():
         return None
-    rhs = target - base
-    w, *_ = np.linalg.lstsq(G, rhs, rcond=None)
-    if np.any(w < -WEIGHT_SLACK) or np.any(w > 1 + WEIGHT_SLACK):
-        return None
-    w = np.clip(w, 0.0, 1.0)
-    resid = float(np.linalg.norm(rhs - G @ w))
-    allowed = tolerance * (np.linalg.norm(target) + np.linalg.norm(base + G @ w)) + 3.0 * float(np.linalg.norm(noise))
-    return w if resid <= allowed else None
+
+    def gradient(w):
+        g = reference.backward(net, params, X, Y, (_OutputDelta(L, D * w),))
+        return _flatten({(k, r): g[k - 1]["Wb".index(r)] for k, r in keys}, keys)
+
+    def fits(target, predicted, bounds):
+        """As the verdict judges: the error's norm and every entry within their bounds."""
+        err = np.abs(target - predicted)
+        floor = tolerance * float(np.mean(np.abs(target))) if not np.any(bounds) else 0.0
+        entry = tolerance * (np.abs(target) + np.abs(predicted)) + 5.0 * bounds + floor
+        norm = tolerance * (np.linalg.norm(target) + np.linalg.norm(predicted)) + 3.0 * float(np.linalg.norm(bounds))
+        return bool(np.all(err <= entry)) and float(np.linalg.norm(err)) <= norm + floor
+
+    exact = gradient(np.ones_like(q))
+    zero = np.zeros_like(a)
+    if fits(n[probed], exact[probed], u[probed]):
+        return None  # the numeric gradient is the exact one: there is nothing for a stabiliser to explain
+    for kind, eps, w_num in _models(q):
+        if not np.any(np.abs(1 - w_num) > 1e-12):
+            continue
+        deviates = np.abs(1 - w_num) >= max(tolerance, np.abs(1 - w_num).max() / 10)
+        g_num = gradient(w_num)
+        if not fits(n[probed], g_num[probed], u[probed]):
+            continue
+        for code, g_code in (("exact", exact), ("clipped", gradient(q / np.clip(q, eps, 1 - eps)))):
+            if fits(a, g_code, zero):
+                rows = np.any(deviates, axis=1) if net.loss == "cross_entropy" else deviates.reshape(-1)
+                loss_ok = loss_value is not None and _loss_matches(net, params, q, kind, eps, loss_value, X)
+                return Stabilised(kind, float(eps), int(rows.sum()), len(X), float(q[deviates].min()), code,
+                                  loss_ok)
+    return None
 
 
-def _per_example(net, params, X, Y, keys) -> np.ndarray:
-    """Row n: the gradient contribution of example n to the loss (without L2), flattened over keys."""
-    N = len(X)
-    plain = replace(net, l2=0.0)
-    factor = 1.0 if net.reduction == "sum" else 1.0 / N
-    rows = []
-    for i in range(N):
-        p_i = [(W, b[i:i + 1] if np.ndim(b) == 2 else b) for W, b in params]
-        g = reference.backward(plain, p_i, X[i:i + 1], Y[i:i + 1])
-        full = {}
-        for k, (dW, db) in enumerate(g, start=1):
-            full[(k, "W")] = dW * factor
-            if np.ndim(params[k - 1][1]) == 2:
-                row = np.zeros_like(params[k - 1][1])
-                row[i] = db.reshape(-1) * factor
-                full[(k, "b")] = row
-            else:
-                full[(k, "b")] = db * factor
-        rows.append(_flatten(full, keys))
-    return np.array(rows)
+def _models(q: np.ndarray):
+    """(kind, eps, weights) for every stabiliser that changes some example's gradient."""
+    for eps in EPS_GRID:
+        yield "epsilon", eps, q / (q + eps)
+    for eps in sorted(set(np.round(np.concatenate([q.ravel(), 1 - q.ravel()]), 300).tolist())):
+        if 0 < eps < 0.5:
+            for e in (eps * (1 + 1e-9), eps * (1 - 1e-9)):  # just above and below an example's q
+                yield "clip", e, ((q >= e) & (q <= 1 - e)).astype(float)
 
 
-def _l2_part(net, params) -> dict:
-    out = {}
-    for k, (W, b) in enumerate(params, start=1):
-        out[(k, "W")] = net.l2 * W
-        out[(k, "b")] = np.zeros_like(b)
-    return out
+def _loss_matches(net, params, q, kind, eps, value, X) -> bool:
+    with np.errstate(all="ignore"):
+        if kind == "epsilon":
+            terms = -np.log(q + eps)
+        else:
+            terms = -np.log(np.clip(q, eps, 1 - eps))
+    col = terms[:, :1] if net.loss == "cross_entropy" else terms
+    total = net.scale * float(np.sum(col) / len(X))
+    if net.l2:
+        total += sum(float(np.sum(reference.l2_penalty(net, W))) for W, _ in params)
+    return abs(total - value) <= 1e-6 * max(abs(value), 1e-12)
 
 
 def _flatten(arrays: dict, keys) -> np.ndarray:

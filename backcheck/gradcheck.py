@@ -270,9 +270,11 @@ class Point:
     error bounds there. Batch requests go through ``losses_*``, which refuse non-finite values
     with a message saying which probe met them."""
 
-    def __init__(self, ev, values: dict, f0: float, grads: dict, uncertainty: dict, name: str = "start"):
+    def __init__(self, ev, values: dict, f0: float, grads: dict, uncertainty: dict, name: str = "start",
+                 lr0: dict | None = None):
         self.ev, self.values, self.f0 = ev, values, f0
         self.grads, self.uncertainty, self.name = grads, uncertainty, name
+        self.lr0 = lr0 if lr0 is not None else grads  # a step's gradient extrapolated to lr -> 0, for naming
 
     def entries(self, slot):
         x = self.values[slot]

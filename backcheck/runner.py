@@ -421,7 +421,7 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
     def at(vals, name):
         return read(vals, ev.loss(), None if ev.uses_step else ev.gradient(), name)[0]
 
-    def judge(point):
+    def judge(point, precision=precision):
         return check_point(point, precision, method, {s: np.random.default_rng([seed, 3, s.layer, "Wb".index(s.role)])
                                                       for s in ev.slots},
                            exhaustive=options.exhaustive, nearby=lambda v, k: points.nearby(v, k, seed),
@@ -433,21 +433,28 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
     params_c = _canonical_params(ev.slots, values, orient, net)
     mismatch = _forward_mismatch(net, params_c, data, f0, precision)
     tables = {"start": _tables(checked, precision, orient, net, "start")}
-    stab = _stabilised(checked, tables["start"], params_c, data, net, orient, precision)
+    stab = _stabilised(checked, tables["start"], data, net, orient, precision)
+    if stab is not None:
+        tables["start"] = _cleared(tables["start"])
     problems = _start_problems(net, params_c, data, checked, tables["start"], stab)
-    conditioned = None
+    conditioned, precision_r = None, precision
     if problems:
-        conditioned = _rescaled_check(config, ev, values, params_c, orient, data, read, judge, precision)
+        conditioned, precision_r = _rescaled_check(config, ev, values, params_c, orient, data, read, judge)
         if conditioned is not None:
-            tables["rescaled"] = _tables(conditioned, precision, orient, net, "rescaled")
+            tables["rescaled"] = _tables(conditioned, precision_r, orient, net, "rescaled")
+            stab_r = _stabilised(conditioned, tables["rescaled"], data, net, orient, precision_r)
+            if stab_r is not None:
+                tables["rescaled"] = _cleared(tables["rescaled"])
+                stab = stab or stab_r
             notes.append(f"the starting parameters are a poor place to see a gradient ({'; '.join(problems)}): "
                          "the gradients were also checked at a rescaled point, the same shapes with every layer's "
                          "pre-activations of mean ~0 and standard deviation 1 on the data; rows marked "
                          "'rescaled' and the findings that say so were measured there")
-    results, evidence_from = _merge(tables, stab)
+    results, evidence_from = _merge(tables)
     if stab is not None:
-        warnings.append(CheckWarning("loss/stabilised", _stabilised_message(stab, config)))
-        mismatch = None
+        warnings.append(CheckWarning("loss/stabilised", _stabilised_message(stab)))
+        if stab.loss_matches:
+            mismatch = None
     if mismatch:
         warnings.append(mismatch)
     kinks = checked.resolved + (conditioned.resolved if conditioned else 0)
@@ -463,7 +470,8 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
     for k in range(1, len(net.layers) + 1):
         layer_slots = [s for s in ev.slots if s.layer == k]
         layers.append(LayerResult(k, net.label(k), tuple(results[s][0] for s in layer_slots)))
-    findings += _name(evidence_from, tables, an, conditioned, checked, net, data, precision, orient, mismatch,
+    findings += _name(evidence_from, tables, an, conditioned, checked, net, data,
+                      precision_r if evidence_from == "rescaled" else precision, orient, mismatch,
                       prep.layout, results)
     _check_restored(binding, binding.arrays()) if pool is None else None
     return CheckResult(
@@ -496,7 +504,7 @@ def _reader_of(config, binding, ev, precision, where):
                         transposed.add(s)
                         findings.append(transposed_finding(s, values[s].shape, np.asarray(g).T.shape))
             table[s] = an.at_rate.get(s, an.grads[s])
-        return Point(ev, values, f0, table, an.uncertainty, name), an, findings, frozenset(transposed)
+        return Point(ev, values, f0, table, an.uncertainty, name, dict(an.grads)), an, findings, frozenset(transposed)
     return read
 
 
@@ -530,23 +538,29 @@ def _tables(pc, precision, orient, net, name: str) -> dict:
     return out
 
 
-def _stabilised(pc, table, params_c, data, net, orient, precision):
+def _stabilised(pc, table, data, net, orient, precision):
     """A loss/stabilised explanation of the wrong parameters at this point, or None."""
     if not any(t[0].status == "wrong" for t in table.values()):
         return None
+    values = pc.point.values
+    params = _canonical_params(list(values), values, orient, net)
     shape = lambda s: canonical_shape(s, net.widths)  # noqa: E731
     analytic = {(s.layer, s.role): orient[s].canonical_of(pc.point.grads[s], shape(s)) for s in table}
     numeric = {(s.layer, s.role): orient[s].canonical_of(t[1], shape(s)) for s, t in table.items()}
     noise = {(s.layer, s.role): orient[s].canonical_of(t[3], shape(s)) for s, t in table.items()}
-    return conventions.explain(net, params_c, data.X, data.Y, analytic, numeric, noise, precision.tolerance)
+    return conventions.explain(net, params, data.X, data.Y, analytic, numeric, noise, precision.tolerance,
+                               pc.point.f0)
 
 
-def _stabilised_message(stab, config) -> str:
-    return (f"the code's loss is stabilised (an epsilon or a clip around the log): at {stab.examples} of the "
-            f"{stab.batch} examples the target's probability is near 0 or 1 (down to {stab.smallest:.1e}), where the "
-            "derivative of that loss differs from the one the code's backward computes; elsewhere the gradients "
-            "agree. This is a convention, not a mistake; to check those examples too, use data where no probability "
-            "is that extreme")
+def _stabilised_message(stab) -> str:
+    how = (f"log(p + {stab.eps:.0e})" if stab.kind == "epsilon" else f"log(clip(p, {stab.eps:.1g}, 1 - {stab.eps:.1g}))")
+    code = ("the code's backward uses the exact p - y there" if stab.code == "exact" else
+            "the code's backward carries the clipped p into dloss")
+    return (f"the code's loss is stabilised like {how}: at {stab.examples} of the {stab.batch} examples the "
+            f"target's probability is so close to 0 or 1 (down to {stab.smallest:.1e}) that the derivative of that "
+            f"loss differs from the one backprop computes ({code}); the model reproduces every measured gradient"
+            + (" and the loss" if stab.loss_matches else "") + ". This is a convention, not a mistake; to check "
+            "those examples too, start from smaller weights or drop the epsilon for the check")
 
 
 def _start_problems(net, params_c, data, checked, table, stab) -> list:
@@ -557,19 +571,20 @@ def _start_problems(net, params_c, data, checked, table, stab) -> list:
     dead = [s.code_name for s, c in checked.checks.items() if gradcheck.unmoved(c)]
     if dead:
         problems.append(f"the loss does not move with {', '.join(dead)} (dead units?)")
-    if stab is None and any(t[0].status == "wrong" for t in table.values()) and \
-            len(conventions.stabilised_examples(net, params_c, data.X, data.Y)):
-        problems.append("some output probabilities are at a loss's clip or epsilon")
+    if stab is None and any(t[0].status == "wrong" for t in table.values()) and net.loss != "mse":
+        q, _ = conventions.target_probabilities(net, params_c, data.X, data.Y)
+        if np.any((q < points.AT_CLIP) | (q > 1 - points.AT_CLIP)):
+            problems.append("some target probabilities are within 1e-6 of 0 or 1, where a loss's clip or epsilon acts")
     return problems
 
 
-def _rescaled_check(config, ev, values, params_c, orient, data, read, judge, precision):
+def _rescaled_check(config, ev, values, params_c, orient, data, read, judge):
     """Every parameter judged at the well-conditioned point (None when it cannot be built)."""
     net = config.network
     try:
         params_r = points.rescaled(net, params_c, data.X, config.check.seed)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError):
-        return None
+        return None, None
     moved = {}
     for s in ev.slots:
         W, b = params_r[s.layer - 1]
@@ -577,22 +592,33 @@ def _rescaled_check(config, ev, values, params_c, orient, data, read, judge, pre
     ev.set_values(moved)
     try:
         f_r = ev.loss()
-        point = read(moved, f_r, None if ev.uses_step else ev.gradient(), "rescaled")[0]
-        return judge(point)
+        first = None if ev.uses_step else ev.gradient()
+        # The loss's noise depends on the point (float32 rounding grows with the weights): measured again.
+        there, _ = measure_precision(ev, moved, f_r, first or moved, config.check.eps, config.check.tolerance)
+        point = read(moved, f_r, first, "rescaled")[0]
+        return judge(point, there), there
     finally:
         ev.set_values(values)
 
 
-def _merge(tables: dict, stab) -> tuple[dict, str]:
+def _cleared(table: dict) -> dict:
+    """A point's rows with the wrong ones passed: a stabilised loss explains them."""
+    out = {}
+    for s, row in table.items():
+        r = row[0]
+        if r.status == "wrong" and r.why != "transposed":
+            row = (dataclasses.replace(r, status="ok", pattern=None, wrong_entries=0),) + row[1:]
+        out[s] = row
+    return out
+
+
+def _merge(tables: dict) -> tuple[dict, str]:
     """One row per parameter: wrong at any point is wrong (shown where it was wrong, the rescaled
     point first), else decided wherever it was decided. Returns (rows, the point to name at)."""
     out, name_at = {}, "start"
     start, resc = tables["start"], tables.get("rescaled")
     for s, row in start.items():
         r = row[0]
-        if stab is not None and r.status == "wrong":
-            row = (dataclasses.replace(r, status="ok", pattern=None, wrong_entries=0),) + row[1:]
-            r = row[0]
         if resc is not None:
             rr = resc[s][0]
             if rr.status == "wrong" or (r.status == "inconclusive" and rr.status != "inconclusive"):
@@ -612,10 +638,20 @@ def _name(evidence_from, tables, an, conditioned, checked, net, data, precision,
     values = pc.point.values
     params = _canonical_params(list(values), values, orient, net)
     shape = lambda s: canonical_shape(s, net.widths)  # noqa: E731
-    # Naming uses the code's gradient extrapolated to lr -> 0: stale weights are named by their own finding.
-    grads = {s: an.grads[s] if evidence_from == "start" else pc.point.grads[s] for s in values}
-    status = {(s.layer, s.role): (results[s][0].status if s not in an.at_rate or evidence_from != "start" else "ok")
-              for s in values}
+    # Naming uses the code's gradient extrapolated to lr -> 0: stale weights are named by their own finding,
+    # and a parameter whose table row compares the gradient at the step's rate is judged again at lr -> 0.
+    grads = pc.point.lr0
+    status = {}
+    for s in values:
+        st = results[s][0].status
+        if grads[s] is not pc.point.grads[s]:
+            numeric = table[s][1]
+            probed = ~np.isnan(numeric)
+            a, n = np.asarray(grads[s])[probed], numeric[probed]
+            allowed = precision.tolerance * (np.linalg.norm(a) + np.linalg.norm(n)) + \
+                3 * np.linalg.norm(table[s][3][probed])
+            st = "wrong" if np.linalg.norm(a - n) > allowed else "ok"
+        status[(s.layer, s.role)] = st
     report = mistakes.Evidence(
         net=net, params=params, X=data.X, Y=data.Y, loss=pc.point.f0,
         analytic={(s.layer, s.role): orient[s].canonical_of(grads[s], shape(s)) for s in values},

@@ -419,15 +419,29 @@ class CodeBinding(Binding):
             raise UserCodeError(f"{what} returned {type(grads).__name__}; expected a dict keyed by the "
                                 f"parameter names ({', '.join(s.code_name for s in self.slots)})",
                                 self.code.file.name, kind="contract")
-        missing = [s.code_name for s in self.slots if s.code_name not in grads]
+        keys = {s: self._grad_key(s, grads) for s in self.slots}
+        missing = [s.code_name for s, k in keys.items() if k is None]
         if missing:
             raise UserCodeError(f"{what} returned no gradient for {', '.join(missing)}; it returned "
                                 f"{', '.join(map(str, grads)) or 'an empty dict'}", self.code.file.name,
                                 kind="contract")
-        extra = sorted(str(k) for k in grads if k not in {s.code_name for s in self.slots})
+        extra = sorted(str(k) for k in grads if k not in set(keys.values()))
         if extra and not any(n.startswith("extra gradient keys") for n in self.notes):
             self.notes.append(f"extra gradient keys ignored: {', '.join(extra)}")
-        return {s: self._array(grads[s.code_name], s, what) for s in self.slots}
+        return {s: self._array(grads[k], s, what) for s, k in keys.items()}
+
+    @staticmethod
+    def _grad_key(s: Slot, grads: dict):
+        """The key of a parameter's gradient: its code name, or the last name of its path
+        ($module.W1 and params['W1'] are both "W1")."""
+        if s.code_name in grads:
+            return s.code_name
+        try:
+            parts = parse_expr(s.code_name)[1] if s.code_name.startswith("$") else parse_path(s.code_name)
+        except ValueError:
+            return None
+        last = parts[-1] if parts else None
+        return last if isinstance(last, str) and last in grads else None
 
     # -- steps
     @property
