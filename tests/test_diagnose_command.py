@@ -53,6 +53,15 @@ def test_state_of_the_network(name, finding):
     assert j["train"]["trend"] == "falling"
 
 
+def test_a_network_whose_every_relu_is_dead_is_diagnosed_not_a_crash():
+    """all_dead.yaml: no unit of either hidden layer fires, so dL/dz is exactly 0 below the output."""
+    j = _run("all_dead")
+    assert j["error"] is None and j["exit_code"] == 0
+    assert {("train/dead-units", 1), ("train/dead-units", 2)} <= _ids(j)
+    vanishing = next(f for f in j["findings"] if f["id"] == "train/vanishing-gradient")
+    assert vanishing["layer"] == 2 and vanishing["title"] == "no gradient reaches layer 2 or below: dL/dz is 0 there"
+
+
 def test_the_healthy_twins_of_the_state_samples_stay_quiet():
     """The thresholds do not fire on the correct seeds (sigmoid 64-3-3-2, 6-5-4-1, tanh 4-5-4-3)."""
     for name in ("digits_sigmoid_fixed", "dense_object_fixed", "iris_columns_fixed"):

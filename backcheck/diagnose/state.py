@@ -31,9 +31,20 @@ def gradient_flow(net, params, X: np.ndarray, Y: np.ndarray) -> list:
             rms[k] = _rms(delta)
     if not all(math.isfinite(v) for v in rms.values()) or rms[L] == 0:
         return []
-    ratio = rms[1] / rms[L]
     detail = ("root-mean-square of dL/dz (the gradient at each layer's pre-activation, per example and unit) at "
               "initialisation: " + ", ".join(f"layer {k}: {rms[k]:.2e}" for k in sorted(rms)))
+    if rms[1] == 0:
+        # Some layer passes nothing down (every unit has a zero derivative on every example): no ratio to
+        # speak of, and every layer from there to the input gets a zero weight gradient.
+        top = max(k for k in rms if rms[k] == 0)
+        below = " or below" if top > 1 else ""
+        return [Finding("train/vanishing-gradient", top, "warning",
+                        f"no gradient reaches layer {top}{below}: dL/dz is 0 there",
+                        detail + f"; every unit of layer {top} has a zero derivative on every example (ReLUs with "
+                        f"z <= 0, or sigmoid/tanh units pinned in their tails), so layers 1 to {top} never learn",
+                        "initialise biases at 0 (not negative) and weights with sqrt(2/fan_in) for ReLU (or use "
+                        "leaky_relu), 1/sqrt(fan_in) for sigmoid/tanh; scale the inputs", 0.9)]
+    ratio = rms[1] / rms[L]
     if ratio < 1 / FLOW:
         return [Finding("train/vanishing-gradient", 1, "warning",
                         f"the gradient shrinks {1 / ratio:.3g}-fold from the output layer to layer 1",
