@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 from rich.console import Console
@@ -152,22 +153,91 @@ def grade_summary(g, console: Console) -> None:
 
 
 _SPARK = "▁▂▃▄▅▆▇█"
+LOG_SCALE = 10.0  # a curve whose largest value is at least this many times its smallest is drawn on a log scale
+SPARK_WIDTH = (16, 40)  # the sparkline's narrowest and widest, in characters
+
+
+def sparkline(values, width: int = 40) -> tuple[str, bool]:
+    """A curve in one line of at most ``width`` block characters, and whether its scale is logarithmic.
+
+    Up to ``width`` values get a character each. More are cut into width // 2 consecutive buckets,
+    each drawn as its lowest and its highest value in the order they came, so that a spike shows
+    however long the run. The scale is logarithmic when no value is negative and the largest is at
+    least LOG_SCALE times the smallest above 0 (a spike would flatten the rest on a linear scale);
+    zeros then get the lowest level to themselves."""
+    values = [float(v) for v in values]
+    if not values:
+        return "", False
+    n = len(values)
+    if n > width:
+        k = max(1, width // 2)
+        drawn = []
+        for i in range(k):
+            bucket = values[i * n // k:(i + 1) * n // k]
+            lo, hi = bucket.index(min(bucket)), bucket.index(max(bucket))
+            drawn += [bucket[min(lo, hi)], bucket[max(lo, hi)]]
+    else:
+        drawn = values
+    lo, hi = min(values), max(values)
+    positive = [v for v in values if v > 0]
+    if lo >= 0 and positive and hi >= LOG_SCALE * min(positive):
+        lo, hi, bottom = math.log(min(positive)), math.log(hi), int(lo == 0)
+        return "".join(_SPARK[0] if v == 0 else _SPARK[bottom + round((math.log(v) - lo) / (hi - lo) *
+                                                                      (len(_SPARK) - 1 - bottom))]
+                       for v in drawn), True
+    if hi - lo <= 1e-12 * max(abs(hi), abs(lo)):
+        return _SPARK[3] * len(drawn), False  # flat: no scale to draw on
+    return "".join(_SPARK[round((v - lo) / (hi - lo) * (len(_SPARK) - 1))] for v in drawn), False
+
+
+def short(v: float) -> str:
+    """A loss in at most 3 significant digits, for a report line: 0.289, 12.3, 431, 1.5e-05 as 1.5e-5;
+    never -0."""
+    if v == 0:
+        return "0"
+    text = f"{v:.3g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
 
 
 def training(result: CheckResult, console: Console) -> None:
-    """The training summary of ``backcheck diagnose``: the loss curve in one line and its trend."""
+    """The training summary of ``backcheck diagnose`` in one line: lr and steps, the first loss, the
+    curve, the last loss, the scale and the lowest and highest loss when they lie beyond both ends,
+    and the trend."""
     train = result.extra.get("train")
     if not train:
         return
     losses = [v for v in train["losses"] if v == v and abs(v) != float("inf")]
+    trend = train["trend"].upper()
+    colour = {"FALLING": "green", "FLAT": "yellow"}.get(trend, "red")
+    done = len(train["losses"])
+    total = f" of {train['steps']}" if done != train["steps"] else ""
     if not losses:
-        console.print(f"training: lr {train['lr']:g}: no finite loss (trend {train['trend']})")
+        console.print(Text.assemble(f"training: lr {train['lr']:g}, {done}{total} steps: no finite loss  ",
+                                    (trend, f"bold {colour}")))
         return
-    picks = [losses[int(i * (len(losses) - 1) / 39)] for i in range(min(40, len(losses)))]
-    lo, hi = min(picks), max(picks)
-    spark = "".join(_SPARK[int((v - lo) / (hi - lo) * (len(_SPARK) - 1)) if hi > lo else 0] for v in picks)
-    colour = {"falling": "green", "flat": "yellow"}.get(train["trend"], "red")
-    console.print(Text.assemble(
-        f"training: lr {train['lr']:g}, {len(train['losses'])} of {train['steps']} steps  ", spark,
-        f"  loss {losses[0]:.4g} -> min {min(losses):.4g} -> {losses[-1]:.4g}  ",
-        (train["trend"].upper(), f"bold {colour}")))
+    first, last = short(losses[0]), short(losses[-1])
+    log = sparkline(losses, SPARK_WIDTH[1])[1]
+    low, high = min(losses), max(losses)
+    extra = {"min": f"min {short(low)}" if low < min(losses[0], losses[-1]) and short(low) not in (first, last) else "",
+             "max": f"max {short(high)}" if high > max(losses[0], losses[-1]) and short(high) not in (first, last)
+             else "",
+             "total": total}
+
+    def parts(spark: str, dropped: tuple) -> list:
+        shown = [("log scale" if log else "")] + [extra[k] for k in ("min", "max") if k not in dropped]
+        shown = [t for t in shown if t]
+        return [f"training: lr {train['lr']:g}, {done}{'' if 'total' in dropped else total} steps  {first} ",
+                spark, f" {last}" + (f" ({', '.join(shown)})" if shown else "") + "  ", (trend, f"bold {colour}")]
+
+    def room(dropped: tuple) -> int:
+        return console.width - sum(len(p if isinstance(p, str) else p[0]) for p in parts("", dropped))
+
+    # One line: the curve takes the room left. Below SPARK_WIDTH[0] the highest loss, then the lowest
+    # give way, and below half of it the planned number of steps (the scale never does).
+    dropped = next((d for d, need in (((), 1), (("max",), 1), (("max", "min"), 0.5))
+                    if room(d) >= need * SPARK_WIDTH[0]), ("max", "min", "total"))
+    spark, _ = sparkline(losses, max(SPARK_WIDTH[0] // 2, min(SPARK_WIDTH[1], room(dropped))))
+    console.print(Text.assemble(*parts(spark, dropped)))
