@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from backcheck.cli import main
 from backcheck.runner import diagnose_config_path
-from backcheck.diagnose.curve import trend_of
+from backcheck.diagnose.curve import trend_of, unstable
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "diagnose"
@@ -39,18 +39,47 @@ def test_right_gradient_with_a_step_too_large():
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the unscaled sample overflows exp, as such code does
-@pytest.mark.parametrize("name,finding", [("dead_relu", ("train/dead-units", 1)),
-                                          ("saturated", ("train/saturated", 1)),
-                                          ("unscaled", ("data/unscaled", None)),
-                                          ("vanishing", ("train/vanishing-gradient", 1)),
-                                          ("exploding", ("train/exploding-gradient", 1)),
-                                          ("initial_loss", ("train/initial-loss", None))])
-def test_state_of_the_network(name, finding):
+@pytest.mark.parametrize("name,finding,exit_code,trend", [
+    ("dead_relu", ("train/dead-units", 1), 0, "falling"),
+    ("saturated", ("train/saturated", 1), 0, "falling"),
+    ("unscaled", ("data/unscaled", None), 0, "falling"),
+    ("vanishing", ("train/vanishing-gradient", 1), 0, "falling"),
+    ("exploding", ("train/exploding-gradient", 1), 0, "falling"),
+    ("initial_loss", ("train/initial-loss", None), 0, "falling"),
+    ("summed_unstable", ("train/unstable", None), 1, "oscillating"),  # exit 1: scale/batch-sum
+])
+def test_state_of_the_network(name, finding, exit_code, trend):
     j = _run(name)
     assert finding in _ids(j)
-    assert j["exit_code"] == 0  # warnings: the gradients are right and the loss falls
-    assert {f["severity"] for f in j["findings"]} == {"warning"}
-    assert j["train"]["trend"] == "falling"
+    assert j["exit_code"] == exit_code  # 0: warnings only, the gradients are right
+    assert {f["severity"] for f in j["findings"] if f["id"].startswith(("train/", "data/"))} == {"warning"}
+    assert j["train"]["trend"] == trend
+
+
+def test_a_gradient_summed_over_the_batch_names_the_step_it_really_takes():
+    j = _run("summed_unstable")
+    assert "scale/batch-sum" in {f["id"] for f in j["findings"]}
+    unstable = next(f for f in j["findings"] if f["id"] == "train/unstable")
+    assert "lr x N = 0.05 x 362 = 18.1" in unstable["fix"] and "lr x N = 0.05 x 362 = 18.1" in unstable["detail"]
+    assert unstable["title"].startswith("training is unstable: the loss rises on ")
+    assert "train/lr-too-large" not in {f["id"] for f in j["findings"]}  # the gradients are wrong: no line search
+
+
+def test_a_summed_gradient_that_still_falls_gets_its_step_in_a_note():
+    result = diagnose_config_path(ROOT / "samples" / "seeds" / "digits_sigmoid_batchsum.yaml", isolate=False)
+    assert result.extra["train"]["trend"] == "falling"
+    assert any("lr x N = 0.005 x 64 = 0.32" in n for n in result.notes)
+    assert "train/unstable" not in {f.id for f in result.findings}
+
+
+def test_unstable_says_what_to_do_in_each_case():
+    losses = [1.0, 0.5, 1.2, 0.4, 1.1, 0.3, 0.9, 0.35]
+    right = unstable(losses, 0.4, "oscillating", True, None)
+    assert right.id == "train/unstable" and right.severity == "warning" and "try 0.1" in right.fix
+    assert "from 0.3 to 0.9 in step 6" in right.detail  # the jump by the largest factor (3x)
+    assert "fix the gradients" in unstable(losses, 0.4, "oscillating", False, None).fix
+    small = unstable(losses, 0.4, "oscillating", False, (8, False))
+    assert "lr / N = 0.4 / 8 = 0.05" in small.fix
 
 
 def test_a_network_whose_every_relu_is_dead_is_diagnosed_not_a_crash():
@@ -134,6 +163,11 @@ def test_training_stops_at_its_share_of_the_timeout(tmp_path):
     ([1.0, 0.6, 0.7, 0.5, 0.55, 0.4, 0.45, 0.35], "falling"),  # noisy, but it keeps its progress
     ([1.0, 3.0, 20.0], "diverged"),
     ([], "diverged"),
+    # ends far below its start, but rises on a third of its steps in jumps: unstable, not falling
+    ([50 * 0.97**t for t in range(57)] + [431.0] + [4.0, 20.0] * 70 + [4.2], "oscillating"),
+    ([2.1, 4.0, 4.9, 2.3, 0.65, 0.45, 2.0, 2.2, 0.49, 1.8, 2.3, 1.6, 3.1, 2.3, 3.7, 1.6, 2.3, 2.3, 0.5], "oscillating"),
+    ([1.1 * 0.99**t if t != 120 else 5.0 for t in range(200)], "falling"),  # one spike in a steady fall
+    ([1.0, 1.6, 2.6, 4.0, 6.0], "rising"),  # every step a jump, but never down
 ])
 def test_trend(losses, trend):
     assert trend_of(losses) == trend
