@@ -4,13 +4,16 @@ that explain the loss curve. Each sample in samples/diagnose shows one finding."
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from backcheck.cli import main
 from backcheck.runner import diagnose_config_path
 from backcheck.diagnose.curve import trend_of, unstable
+from backcheck.diagnose.state import pinned_output
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "diagnose"
@@ -46,6 +49,7 @@ def test_right_gradient_with_a_step_too_large():
     ("vanishing", ("train/vanishing-gradient", 1), 0, "falling"),
     ("exploding", ("train/exploding-gradient", 1), 0, "falling"),
     ("initial_loss", ("train/initial-loss", None), 0, "falling"),
+    ("pinned_output", ("train/saturated", 3), 0, "flat"),  # every output past the clip: no gradient at all
     ("summed_unstable", ("train/unstable", None), 1, "oscillating"),  # exit 1: scale/batch-sum
 ])
 def test_state_of_the_network(name, finding, exit_code, trend):
@@ -54,6 +58,35 @@ def test_state_of_the_network(name, finding, exit_code, trend):
     assert j["exit_code"] == exit_code  # 0: warnings only, the gradients are right
     assert {f["severity"] for f in j["findings"] if f["id"].startswith(("train/", "data/"))} == {"warning"}
     assert j["train"]["trend"] == trend
+
+
+def test_an_output_pinned_past_the_clip_is_saturated_not_uphill():
+    """pinned_output.yaml: every sigmoid output starts beyond 1e-7 of 0 or 1, where the code's clipped
+    loss has a zero gradient; the loss is stuck, and a zero gradient is not a gradient pointing uphill."""
+    j = _run("pinned_output")
+    pinned = next(f for f in j["findings"] if f["id"] == "train/saturated")
+    assert pinned["layer"] == 3 and pinned["title"].startswith("layer 3 (sigmoid output) is pinned at 0/1 at "
+                                                               "initialisation: 100% of its outputs")
+    assert "initialise the weights smaller" in pinned["fix"]
+    assert "train/not-descent" not in {f["id"] for f in j["findings"]}
+    assert len(set(j["train"]["losses"])) == 1
+
+
+def test_pinned_outputs_are_those_beyond_1e_7_of_0_or_1():
+    def net(activation):
+        return SimpleNamespace(layers=[SimpleNamespace(activation=activation)] * 2)
+
+    assert pinned_output(net("sigmoid"), np.array([[1e-8], [1 - 1e-8], [0.5]]), "")[0].layer == 2
+    assert not pinned_output(net("sigmoid"), np.array([[1e-6], [1 - 1e-6], [0.5]]), "")
+    one_hot = [1 - 2e-8, 1e-8, 1e-8]
+    assert pinned_output(net("softmax"), np.array([one_hot, one_hot, [0.4, 0.3, 0.3]]), "")
+    assert not pinned_output(net("softmax"), np.array([one_hot, [0.4, 0.3, 0.3]]), "")  # half is not most
+    assert not pinned_output(net("identity"), np.array([[1e-9], [1e-9]]), "")
+
+
+def test_a_pinned_softmax_output_is_found_too():
+    """exploding.yaml's unit-normal weights give logits so large that the softmax is one-hot."""
+    assert ("train/saturated", 6) in _ids(_run("exploding"))
 
 
 def test_a_gradient_summed_over_the_batch_names_the_step_it_really_takes():

@@ -207,7 +207,9 @@ def line_search(binding, at: dict, g: dict, f0: float, lr: float, trend: str, gr
         values = {s: loss_at(s) for s in steps}
         lower = [s for s in steps if values[s] < f0]
         tiny = [lr * 1e-6, lr * 1e-5, lr * 1e-4]
-        if descent and not lower and all(loss_at(s) >= f0 for s in tiny):
+        at_tiny = [loss_at(s) for s in tiny] if descent and not lower else []
+        # uphill: no step lowers the loss and some raise it (a zero gradient moves nothing: it is not uphill)
+        if at_tiny and all(v >= f0 for v in at_tiny) and any(v > f0 for v in [*at_tiny, *values.values()]):
             return [_not_descent(f0, tiny[0], lr, gradients_right)]
     finally:
         for s, a in arrays.items():

@@ -12,6 +12,7 @@ from backcheck import reference
 from backcheck.results import Finding
 
 FLAT_TAIL = {"sigmoid": lambda a: (a < 0.01) | (a > 0.99), "tanh": lambda a: np.abs(a) > 0.99}
+PINNED = 1e-7  # an output this close to 0 or 1 is past the clip of most losses (1e-7 ... 1e-15) or rounds to it
 MOST = 0.5  # "most units": more than this share of a layer's units (or unit-activations)
 FLOW = 100.0  # "orders of magnitude": the backpropagated signal changes this much from output to input
 
@@ -84,10 +85,11 @@ def initial_loss(net, f0: float) -> list:
 
 
 def units(net, params, X: np.ndarray, when: str) -> list:
-    """Saturated sigmoid/tanh and dead ReLU hidden layers of the reference network at ``params``."""
+    """Saturated sigmoid/tanh and dead ReLU hidden layers, and a sigmoid or softmax output layer
+    pinned at 0/1, of the reference network at ``params``."""
     with np.errstate(all="ignore"):
         cache = reference.forward(net, params, X)
-    out = []
+    out = pinned_output(net, cache.A[-1], when)
     for k, layer in enumerate(net.layers[:-1], start=1):  # hidden layers
         A, Z = cache.A[k], cache.Z[k]
         if layer.activation in FLAT_TAIL:
@@ -112,6 +114,34 @@ def units(net, params, X: np.ndarray, when: str) -> list:
                     "initialise biases at 0 or slightly positive, use He initialisation, lower the learning rate, "
                     "or use leaky_relu", 0.85))
     return out
+
+
+def pinned_output(net, P: np.ndarray, when: str) -> list:
+    """The output layer's activations P (N, out): sigmoid outputs within PINNED of 0 or 1, or a
+    softmax giving one class more than 1 - PINNED, for most of them."""
+    L, activation = len(net.layers), net.layers[-1].activation
+    if activation == "sigmoid":
+        share = float(np.mean((P < PINNED) | (P > 1 - PINNED)))
+        what = f"{share:.0%} of its outputs are within 1e-7 of 0 or 1"
+        seen = f"on the {len(P)} examples, {share:.0%} of the sigmoid outputs are below 1e-7 or above 1 - 1e-7"
+    elif activation == "softmax":
+        share = float(np.mean(P.max(axis=1) > 1 - PINNED))
+        what = f"on {share:.0%} of the examples one class gets more than 1 - 1e-7"
+        seen = (f"on {share:.0%} of the {len(P)} examples the softmax puts more than 1 - 1e-7 on one class (every "
+                "other class gets less than 1e-7)")
+    else:
+        return []
+    if not share > MOST:
+        return []
+    return [Finding(
+        "train/saturated", L, "warning",
+        f"layer {L} ({activation} output) is pinned at 0/1 {when}: {what}, where a clipped loss has no gradient",
+        f"{seen}. That is past the clip of most losses (np.clip(p, 1e-7, 1 - 1e-7), or 1e-10 ... 1e-15): there the "
+        "clipped loss no longer changes with the output, so it gets no gradient, and a wrong output stays wrong at "
+        "-ln(clip) each (23 for 1e-10), which leaves the loss stuck at a high value; unclipped, log(1 - p) becomes "
+        "-inf once p rounds to 1",
+        "the output layer's pre-activations are far too large: initialise the weights smaller, rng.normal(0, "
+        "1/sqrt(fan_in)) and smaller still in the output layer, with biases at 0, and scale the inputs", 0.85)]
 
 
 def dedupe(findings: list) -> list:
