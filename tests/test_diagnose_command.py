@@ -84,6 +84,14 @@ def test_pinned_outputs_are_those_beyond_1e_7_of_0_or_1():
     assert not pinned_output(net("identity"), np.array([[1e-9], [1e-9]]), "")
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # training uphill ends in log(0), as it should
+def test_an_output_pinned_by_training_is_not_blamed_on_the_initialisation():
+    j = diagnose_config_path(ROOT / "samples" / "bugs" / "sign_flipped.yaml", isolate=False).to_json()
+    pinned = next(f for f in j["findings"] if f["id"] == "train/saturated")
+    assert pinned["layer"] == 2 and "after training" in pinned["title"]
+    assert pinned["fix"].startswith("training drove the output layer's pre-activations far out")
+
+
 def test_a_pinned_softmax_output_is_found_too():
     """exploding.yaml's unit-normal weights give logits so large that the softmax is one-hot."""
     assert ("train/saturated", 6) in _ids(_run("exploding"))

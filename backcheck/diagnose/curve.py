@@ -266,9 +266,9 @@ def unstable(losses: list, lr: float, trend: str, gradients_right: bool, summed:
                f"(scale/batch-sum), so each step of lr {lr:g} is in effect a step of "
                f"lr {'x' if larger else '/'} N = {lr:g} {'x' if larger else '/'} {n} = {step:.3g} along the right "
                "gradient")
-        fix = (f"the step is in effect lr {'x' if larger else '/'} N = {lr:g} {'x' if larger else '/'} {n} = "
-               f"{step:.3g}: {'average' if larger else 'divide'} the gradient over the batch once, as scale/batch-sum "
-               f"says, and the step is lr {lr:g}")
+        fix = (f"each step is in effect lr {'x' if larger else '/'} N = {lr:g} {'x' if larger else '/'} {n} = "
+               f"{step:.3g}; {'average' if larger else 'divide'} the gradient over the batch once (scale/batch-sum's "
+               f"fix) and it is {lr:g}")
     elif gradients_right:
         why = ("the gradient is right (the check passed), and a line search along -gradient from the starting "
                "parameters and from those of the lowest loss finds no single step of lr that overshoots: the steps "

@@ -140,8 +140,15 @@ def pinned_output(net, P: np.ndarray, when: str) -> list:
         "clipped loss no longer changes with the output, so it gets no gradient, and a wrong output stays wrong at "
         "-ln(clip) each (23 for 1e-10), which leaves the loss stuck at a high value; unclipped, log(1 - p) becomes "
         "-inf once p rounds to 1",
-        "the output layer's pre-activations are far too large: initialise the weights smaller, rng.normal(0, "
-        "1/sqrt(fan_in)) and smaller still in the output layer, with biases at 0, and scale the inputs", 0.85)]
+        _PINNED_FIX[when == "at initialisation"], 0.85)]
+
+
+_PINNED_FIX = {
+    True: "the output layer's pre-activations are far too large: initialise the weights smaller, rng.normal(0, "
+          "1/sqrt(fan_in)) and smaller still in the output layer, with biases at 0, and scale the inputs",
+    False: "training drove the output layer's pre-activations far out: fix the gradient if the check found it "
+           "wrong, lower train.lr, and keep the initial weights small (rng.normal(0, 1/sqrt(fan_in)))",
+}
 
 
 def dedupe(findings: list) -> list:
