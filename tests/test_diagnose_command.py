@@ -106,6 +106,18 @@ def test_a_gradient_summed_over_the_batch_names_the_step_it_really_takes():
     assert "train/lr-too-large" not in {f["id"] for f in j["findings"]}  # the gradients are wrong: no line search
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # steps of 181 overflow the sigmoid's exp
+def test_a_loss_that_jumps_until_it_diverges_is_unstable_too(tmp_path):
+    """summed_unstable at lr 0.5 (a step of 181): the loss ends 100 times higher, swinging all the way."""
+    text = (SAMPLES / "summed_unstable.yaml").read_text().replace("lr: 0.05", "lr: 0.5")
+    text = text.replace("../seeds/", f"{ROOT / 'samples' / 'seeds'}/")
+    (tmp_path / "model.yaml").write_text(text)
+    j = diagnose_config_path(tmp_path / "model.yaml", isolate=False).to_json()
+    assert j["train"]["trend"] == "diverged"
+    unstable = next(f for f in j["findings"] if f["id"] == "train/unstable")
+    assert "lr x N = 0.5 x 362 = 181" in unstable["fix"] and "before it diverges" in unstable["detail"]
+
+
 def test_a_summed_gradient_that_still_falls_gets_its_step_in_a_note():
     result = diagnose_config_path(ROOT / "samples" / "seeds" / "digits_sigmoid_batchsum.yaml", isolate=False)
     assert result.extra["train"]["trend"] == "falling"
