@@ -211,33 +211,28 @@ def training(result: CheckResult, console: Console) -> None:
         return
     losses = [v for v in train["losses"] if v == v and abs(v) != float("inf")]
     trend = train["trend"].upper()
-    colour = {"FALLING": "green", "FLAT": "yellow"}.get(trend, "red")
+    style = "bold " + {"FALLING": "green", "FLAT": "yellow"}.get(trend, "red")
     done = len(train["losses"])
     total = f" of {train['steps']}" if done != train["steps"] else ""
     if not losses:
         console.print(Text.assemble(f"training: lr {train['lr']:g}, {done}{total} steps: no finite loss  ",
-                                    (trend, f"bold {colour}")))
+                                    (trend, style)))
         return
     first, last = short(losses[0]), short(losses[-1])
-    log = sparkline(losses, SPARK_WIDTH[1])[1]
-    low, high = min(losses), max(losses)
-    extra = {"min": f"min {short(low)}" if low < min(losses[0], losses[-1]) and short(low) not in (first, last) else "",
-             "max": f"max {short(high)}" if high > max(losses[0], losses[-1]) and short(high) not in (first, last)
-             else "",
-             "total": total}
-
-    def parts(spark: str, dropped: tuple) -> list:
-        shown = [("log scale" if log else "")] + [extra[k] for k in ("min", "max") if k not in dropped]
-        shown = [t for t in shown if t]
-        return [f"training: lr {train['lr']:g}, {done}{'' if 'total' in dropped else total} steps  {first} ",
-                spark, f" {last}" + (f" ({', '.join(shown)})" if shown else "") + "  ", (trend, f"bold {colour}")]
-
-    def room(dropped: tuple) -> int:
-        return console.width - sum(len(p if isinstance(p, str) else p[0]) for p in parts("", dropped))
-
-    # One line: the curve takes the room left. Below SPARK_WIDTH[0] the highest loss, then the lowest
-    # give way, and below half of it the planned number of steps (the scale never does).
-    dropped = next((d for d, need in (((), 1), (("max",), 1), (("max", "min"), 0.5))
-                    if room(d) >= need * SPARK_WIDTH[0]), ("max", "min", "total"))
-    spark, _ = sparkline(losses, max(SPARK_WIDTH[0] // 2, min(SPARK_WIDTH[1], room(dropped))))
-    console.print(Text.assemble(*parts(spark, dropped)))
+    ends = (losses[0], losses[-1])
+    extremes = [f"{name} {short(v)}" for name, v, beyond in (("min", min(losses), min(losses) < min(ends)),
+                                                             ("max", max(losses), max(losses) > max(ends)))
+                if beyond and short(v) not in (first, last)]
+    scale = ["log scale"] if sparkline(losses, SPARK_WIDTH[1])[1] else []
+    # One line: the curve takes the room the words leave. Below SPARK_WIDTH[0] the max, then the
+    # min give way, below half of it the planned number of steps; the scale is always said.
+    narrow = SPARK_WIDTH[0]
+    for kept, of, need in ((extremes, total, narrow), (extremes[:1], total, narrow), ([], total, narrow // 2),
+                           ([], "", 0)):
+        head = f"training: lr {train['lr']:g}, {done}{of} steps  {first} "
+        tail = f" {last}" + (f" ({', '.join(scale + kept)})" if scale + kept else "") + "  "
+        room = console.width - len(head) - len(tail) - len(trend)
+        if room >= need:
+            break
+    spark, _ = sparkline(losses, max(narrow // 2, min(SPARK_WIDTH[1], room)))
+    console.print(Text.assemble(head, spark, tail, (trend, style)))

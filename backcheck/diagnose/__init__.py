@@ -56,7 +56,8 @@ def train(config, prep, canonical_params, gradients_right: bool, deadline: float
     if any(f.id == "scale/batch-sum" for f in found):
         # Summed over each step's examples: a mini-batch's, or all of them. Which way it is off is
         # measured here, not read from the finding's words.
-        summed = (batch or len(data.X), abs(gradient_scale(binding, start, g0)) > 1)
+        c = gradient_scale(binding, start, g0)
+        summed = (batch or len(data.X), not abs(c) < 1)  # no slope to measure (nan): the usual case, summed
     run = sgd(binding, data, spec, batch, layout=prep.layout, deadline=deadline)
     if run.timed_out:
         notes.append(f"training stopped after {len(run.losses)} of {spec.steps} steps: it had used its share of "
