@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 from rich.console import Console
@@ -152,22 +153,86 @@ def grade_summary(g, console: Console) -> None:
 
 
 _SPARK = "▁▂▃▄▅▆▇█"
+LOG_SCALE = 10.0  # a curve whose largest value is at least this many times its smallest is drawn on a log scale
+SPARK_WIDTH = (16, 40)  # the sparkline's narrowest and widest, in characters
+
+
+def sparkline(values, width: int = 40) -> tuple[str, bool]:
+    """A curve in one line of at most ``width`` block characters, and whether its scale is logarithmic.
+
+    Up to ``width`` values get a character each. More are cut into width // 2 consecutive buckets,
+    each drawn as its lowest and its highest value in the order they came, so that a spike shows
+    however long the run. The scale is logarithmic when no value is negative and the largest is at
+    least LOG_SCALE times the smallest above 0 (a spike would flatten the rest on a linear scale);
+    zeros then get the lowest level to themselves."""
+    values = [float(v) for v in values]
+    if not values:
+        return "", False
+    n = len(values)
+    if n > width:
+        k = max(1, width // 2)
+        drawn = []
+        for i in range(k):
+            bucket = values[i * n // k:(i + 1) * n // k]
+            lo, hi = bucket.index(min(bucket)), bucket.index(max(bucket))
+            drawn += [bucket[min(lo, hi)], bucket[max(lo, hi)]]
+    else:
+        drawn = values
+    lo, hi = min(values), max(values)
+    positive = [v for v in values if v > 0]
+    if lo >= 0 and positive and hi >= LOG_SCALE * min(positive):
+        lo, hi, bottom = math.log(min(positive)), math.log(hi), int(lo == 0)
+        return "".join(_SPARK[0] if v == 0 else _SPARK[bottom + round((math.log(v) - lo) / (hi - lo) *
+                                                                      (len(_SPARK) - 1 - bottom))]
+                       for v in drawn), True
+    if hi - lo <= 1e-12 * max(abs(hi), abs(lo)):
+        return _SPARK[3] * len(drawn), False  # flat: no scale to draw on
+    return "".join(_SPARK[round((v - lo) / (hi - lo) * (len(_SPARK) - 1))] for v in drawn), False
+
+
+def short(v: float) -> str:
+    """A loss in at most 3 significant digits, for a report line: 0.289, 12.3, 431, 1.5e-05 as 1.5e-5;
+    never -0."""
+    if v == 0:
+        return "0"
+    text = f"{v:.3g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
 
 
 def training(result: CheckResult, console: Console) -> None:
-    """The training summary of ``backcheck diagnose``: the loss curve in one line and its trend."""
+    """The training summary of ``backcheck diagnose`` in one line: lr and steps, the first loss, the
+    curve, the last loss, the scale and the lowest and highest loss when they lie beyond both ends,
+    and the trend."""
     train = result.extra.get("train")
     if not train:
         return
     losses = [v for v in train["losses"] if v == v and abs(v) != float("inf")]
+    trend = train["trend"].upper()
+    style = "bold " + {"FALLING": "green", "FLAT": "yellow"}.get(trend, "red")
+    done = len(train["losses"])
+    total = f" of {train['steps']}" if done != train["steps"] else ""
     if not losses:
-        console.print(f"training: lr {train['lr']:g}: no finite loss (trend {train['trend']})")
+        console.print(Text.assemble(f"training: lr {train['lr']:g}, {done}{total} steps: no finite loss  ",
+                                    (trend, style)))
         return
-    picks = [losses[int(i * (len(losses) - 1) / 39)] for i in range(min(40, len(losses)))]
-    lo, hi = min(picks), max(picks)
-    spark = "".join(_SPARK[int((v - lo) / (hi - lo) * (len(_SPARK) - 1)) if hi > lo else 0] for v in picks)
-    colour = {"falling": "green", "flat": "yellow"}.get(train["trend"], "red")
-    console.print(Text.assemble(
-        f"training: lr {train['lr']:g}, {len(train['losses'])} of {train['steps']} steps  ", spark,
-        f"  loss {losses[0]:.4g} -> min {min(losses):.4g} -> {losses[-1]:.4g}  ",
-        (train["trend"].upper(), f"bold {colour}")))
+    first, last = short(losses[0]), short(losses[-1])
+    ends = (losses[0], losses[-1])
+    extremes = [f"{name} {short(v)}" for name, v, beyond in (("min", min(losses), min(losses) < min(ends)),
+                                                             ("max", max(losses), max(losses) > max(ends)))
+                if beyond and short(v) not in (first, last)]
+    scale = ["log scale"] if sparkline(losses, SPARK_WIDTH[1])[1] else []
+    # One line: the curve takes the room the words leave. Below SPARK_WIDTH[0] the max, then the
+    # min give way, below half of it the planned number of steps; the scale is always said.
+    narrow = SPARK_WIDTH[0]
+    for kept, of, need in ((extremes, total, narrow), (extremes[:1], total, narrow), ([], total, narrow // 2),
+                           ([], "", 0)):
+        head = f"training: lr {train['lr']:g}, {done}{of} steps  {first} "
+        tail = f" {last}" + (f" ({', '.join(scale + kept)})" if scale + kept else "") + "  "
+        room = console.width - len(head) - len(tail) - len(trend)
+        if room >= need:
+            break
+    spark, _ = sparkline(losses, max(narrow // 2, min(SPARK_WIDTH[1], room)))
+    console.print(Text.assemble(head, spark, tail, (trend, style)))

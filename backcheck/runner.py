@@ -163,7 +163,8 @@ def run_diagnose(config: Config, options: Options, shown: str, progress=None) ->
         return _canonical_params(slots, arrays, prep.orient, config.network)
 
     try:
-        training = train(config, prep, canonical, gradients_right=checked.exit_code == 0, deadline=deadline)
+        training = train(config, prep, canonical, gradients_right=checked.exit_code == 0, deadline=deadline,
+                         found=checked.findings)
     except UserCodeError as exc:  # the code broke while training: keep what the check found
         return replace(checked, error=ErrorInfo(exc.kind, f"while training: {exc.message}", exc.where))
     return replace(checked, findings=checked.findings + training.findings, notes=checked.notes + training.notes,

@@ -4,13 +4,16 @@ that explain the loss curve. Each sample in samples/diagnose shows one finding."
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from backcheck.cli import main
 from backcheck.runner import diagnose_config_path
-from backcheck.diagnose.curve import trend_of
+from backcheck.diagnose.curve import trend_of, unstable
+from backcheck.diagnose.state import pinned_output
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "diagnose"
@@ -39,18 +42,106 @@ def test_right_gradient_with_a_step_too_large():
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the unscaled sample overflows exp, as such code does
-@pytest.mark.parametrize("name,finding", [("dead_relu", ("train/dead-units", 1)),
-                                          ("saturated", ("train/saturated", 1)),
-                                          ("unscaled", ("data/unscaled", None)),
-                                          ("vanishing", ("train/vanishing-gradient", 1)),
-                                          ("exploding", ("train/exploding-gradient", 1)),
-                                          ("initial_loss", ("train/initial-loss", None))])
-def test_state_of_the_network(name, finding):
+@pytest.mark.parametrize("name,finding,exit_code,trend", [
+    ("dead_relu", ("train/dead-units", 1), 0, "falling"),
+    ("saturated", ("train/saturated", 1), 0, "falling"),
+    ("unscaled", ("data/unscaled", None), 0, "falling"),
+    ("vanishing", ("train/vanishing-gradient", 1), 0, "falling"),
+    ("exploding", ("train/exploding-gradient", 1), 0, "falling"),
+    ("initial_loss", ("train/initial-loss", None), 0, "falling"),
+    ("pinned_output", ("train/saturated", 3), 0, "flat"),  # every output past the clip: no gradient at all
+    ("summed_unstable", ("train/unstable", None), 1, "oscillating"),  # exit 1: scale/batch-sum
+])
+def test_state_of_the_network(name, finding, exit_code, trend):
     j = _run(name)
     assert finding in _ids(j)
-    assert j["exit_code"] == 0  # warnings: the gradients are right and the loss falls
-    assert {f["severity"] for f in j["findings"]} == {"warning"}
-    assert j["train"]["trend"] == "falling"
+    assert j["exit_code"] == exit_code  # 0: warnings only, the gradients are right
+    assert {f["severity"] for f in j["findings"] if f["id"].startswith(("train/", "data/"))} == {"warning"}
+    assert j["train"]["trend"] == trend
+
+
+def test_an_output_pinned_past_the_clip_is_saturated_not_uphill():
+    """pinned_output.yaml: every sigmoid output starts beyond 1e-7 of 0 or 1, where the code's clipped
+    loss has a zero gradient; the loss is stuck, and a zero gradient is not a gradient pointing uphill."""
+    j = _run("pinned_output")
+    pinned = next(f for f in j["findings"] if f["id"] == "train/saturated")
+    assert pinned["layer"] == 3 and pinned["title"].startswith("layer 3 (sigmoid output) is pinned at 0/1 at "
+                                                               "initialisation: 100% of its outputs")
+    assert "initialise the weights smaller" in pinned["fix"]
+    assert "train/not-descent" not in {f["id"] for f in j["findings"]}
+    assert len(set(j["train"]["losses"])) == 1
+
+
+def test_pinned_outputs_are_those_beyond_1e_7_of_0_or_1():
+    def net(activation):
+        return SimpleNamespace(layers=[SimpleNamespace(activation=activation)] * 2)
+
+    assert pinned_output(net("sigmoid"), np.array([[1e-8], [1 - 1e-8], [0.5]]), "")[0].layer == 2
+    assert not pinned_output(net("sigmoid"), np.array([[1e-6], [1 - 1e-6], [0.5]]), "")
+    one_hot = [1 - 2e-8, 1e-8, 1e-8]
+    assert pinned_output(net("softmax"), np.array([one_hot, one_hot, [0.4, 0.3, 0.3]]), "")
+    assert not pinned_output(net("softmax"), np.array([one_hot, [0.4, 0.3, 0.3]]), "")  # half is not most
+    assert not pinned_output(net("identity"), np.array([[1e-9], [1e-9]]), "")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # training uphill ends in log(0), as it should
+def test_an_output_pinned_by_training_is_not_blamed_on_the_initialisation():
+    j = diagnose_config_path(ROOT / "samples" / "bugs" / "sign_flipped.yaml", isolate=False).to_json()
+    pinned = next(f for f in j["findings"] if f["id"] == "train/saturated")
+    assert pinned["layer"] == 2 and "after training" in pinned["title"]
+    assert pinned["fix"].startswith("training drove the output layer's pre-activations far out")
+
+
+def test_a_pinned_softmax_output_is_found_too():
+    """exploding.yaml's unit-normal weights give logits so large that the softmax is one-hot."""
+    assert ("train/saturated", 6) in _ids(_run("exploding"))
+
+
+def test_a_gradient_summed_over_the_batch_names_the_step_it_really_takes():
+    j = _run("summed_unstable")
+    assert "scale/batch-sum" in {f["id"] for f in j["findings"]}
+    unstable = next(f for f in j["findings"] if f["id"] == "train/unstable")
+    assert "lr x N = 0.05 x 362 = 18.1" in unstable["fix"] and "lr x N = 0.05 x 362 = 18.1" in unstable["detail"]
+    assert unstable["title"].startswith("training is unstable: the loss rises on ")
+    assert "train/lr-too-large" not in {f["id"] for f in j["findings"]}  # the gradients are wrong: no line search
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # steps of 181 overflow the sigmoid's exp
+def test_a_loss_that_jumps_until_it_diverges_is_unstable_too(tmp_path):
+    """summed_unstable at lr 0.5 (a step of 181): the loss ends 100 times higher, swinging all the way."""
+    text = (SAMPLES / "summed_unstable.yaml").read_text().replace("lr: 0.05", "lr: 0.5")
+    text = text.replace("../seeds/", f"{ROOT / 'samples' / 'seeds'}/")
+    (tmp_path / "model.yaml").write_text(text)
+    j = diagnose_config_path(tmp_path / "model.yaml", isolate=False).to_json()
+    assert j["train"]["trend"] == "diverged"
+    unstable = next(f for f in j["findings"] if f["id"] == "train/unstable")
+    assert "lr x N = 0.5 x 362 = 181" in unstable["fix"] and "before it diverges" in unstable["detail"]
+
+
+def test_a_summed_gradient_that_still_falls_gets_its_step_in_a_note():
+    result = diagnose_config_path(ROOT / "samples" / "seeds" / "digits_sigmoid_batchsum.yaml", isolate=False)
+    assert result.extra["train"]["trend"] == "falling"
+    assert any("lr x N = 0.005 x 64 = 0.32" in n for n in result.notes)
+    assert "train/unstable" not in {f.id for f in result.findings}
+
+
+def test_unstable_says_what_to_do_in_each_case():
+    losses = [1.0, 0.5, 1.2, 0.4, 1.1, 0.3, 0.9, 0.35]
+    right = unstable(losses, 0.4, "oscillating", True, None)
+    assert right.id == "train/unstable" and right.severity == "warning" and "try 0.1" in right.fix
+    assert "from 0.3 to 0.9 in step 6" in right.detail  # the jump by the largest factor (3x)
+    assert "fix the gradients" in unstable(losses, 0.4, "oscillating", False, None).fix
+    small = unstable(losses, 0.4, "oscillating", False, (8, False))
+    assert "lr / N = 0.4 / 8 = 0.05" in small.fix
+
+
+def test_a_network_whose_every_relu_is_dead_is_diagnosed_not_a_crash():
+    """all_dead.yaml: no unit of either hidden layer fires, so dL/dz is exactly 0 below the output."""
+    j = _run("all_dead")
+    assert j["error"] is None and j["exit_code"] == 0
+    assert {("train/dead-units", 1), ("train/dead-units", 2)} <= _ids(j)
+    vanishing = next(f for f in j["findings"] if f["id"] == "train/vanishing-gradient")
+    assert vanishing["layer"] == 2 and vanishing["title"] == "no gradient reaches layer 2 or below: dL/dz is 0 there"
 
 
 def test_the_healthy_twins_of_the_state_samples_stay_quiet():
@@ -125,6 +216,11 @@ def test_training_stops_at_its_share_of_the_timeout(tmp_path):
     ([1.0, 0.6, 0.7, 0.5, 0.55, 0.4, 0.45, 0.35], "falling"),  # noisy, but it keeps its progress
     ([1.0, 3.0, 20.0], "diverged"),
     ([], "diverged"),
+    # ends far below its start, but rises on a third of its steps in jumps: unstable, not falling
+    ([50 * 0.97**t for t in range(57)] + [431.0] + [4.0, 20.0] * 70 + [4.2], "oscillating"),
+    ([2.1, 4.0, 4.9, 2.3, 0.65, 0.45, 2.0, 2.2, 0.49, 1.8, 2.3, 1.6, 3.1, 2.3, 3.7, 1.6, 2.3, 2.3, 0.5], "oscillating"),
+    ([1.1 * 0.99**t if t != 120 else 5.0 for t in range(200)], "falling"),  # one spike in a steady fall
+    ([1.0, 1.6, 2.6, 4.0, 6.0], "rising"),  # every step a jump, but never down
 ])
 def test_trend(losses, trend):
     assert trend_of(losses) == trend

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from backcheck.results import Finding
-from backcheck.diagnose.curve import batch_size, gradient, line_search, sgd, trend_of
+from backcheck.diagnose.curve import (batch_size, effective_step, gradient, gradient_scale, line_search, sgd,
+                                     trend_of, unstable, unsteady)
 from backcheck.diagnose.state import dedupe, gradient_flow, initial_loss, units, unscaled
 
 
@@ -33,12 +34,13 @@ class Training:
         return {"lr": self.lr, "steps": self.steps, "losses": list(self.losses), "trend": self.trend}
 
 
-def train(config, prep, canonical_params, gradients_right: bool, deadline: float | None = None) -> Training:
+def train(config, prep, canonical_params, gradients_right: bool, deadline: float | None = None,
+          found: tuple = ()) -> Training:
     """Train the bound code (``prep`` from runner.prepare) and explain what happened.
 
     ``canonical_params(arrays)`` maps the code's live arrays to backcheck's [(W (in, out), b)] for
-    the reference network; ``gradients_right`` is the verdict of the gradient check; training stops
-    early (with a note) at ``deadline``, a time.monotonic() value."""
+    the reference network; ``gradients_right`` is the verdict of the gradient check and ``found``
+    its findings; training stops early (with a note) at ``deadline``, a time.monotonic() value."""
     binding, data = prep.binding, prep.data
     spec, net = config.train, config.network
     arrays = binding.arrays()
@@ -50,6 +52,12 @@ def train(config, prep, canonical_params, gradients_right: bool, deadline: float
     findings += units(net, params0, data.X, "at initialisation")
     findings += gradient_flow(net, params0, data.X, data.Y)
     batch, notes = batch_size(spec.batch, prep, len(data.X))
+    summed = None
+    if any(f.id == "scale/batch-sum" for f in found):
+        # Summed over each step's examples: a mini-batch's, or all of them. Which way it is off is
+        # measured here, not read from the finding's words.
+        c = gradient_scale(binding, start, g0)
+        summed = (batch or len(data.X), not abs(c) < 1)  # no slope to measure (nan): the usual case, summed
     run = sgd(binding, data, spec, batch, layout=prep.layout, deadline=deadline)
     if run.timed_out:
         notes.append(f"training stopped after {len(run.losses)} of {spec.steps} steps: it had used its share of "
@@ -66,6 +74,11 @@ def train(config, prep, canonical_params, gradients_right: bool, deadline: float
         g = gradient(binding, spec.lr, at=(arrays, run.best))
         search = line_search(binding, run.best, g, run.best_loss, spec.lr, trend, gradients_right,
                               "the parameters of the lowest loss", descent=False)
+    explained = {"train/lr-too-large", "train/not-descent", "train/nonfinite"} & {f.id for f in findings + search}
+    if not explained and (trend == "oscillating" or (trend == "diverged" and unsteady(run.losses))):
+        search.append(unstable(run.losses, spec.lr, trend, gradients_right, summed))
+    elif summed is not None:
+        notes.append(effective_step(spec.lr, summed))
     for s, a in arrays.items():
         np.copyto(a, start[s])
     return Training(spec.lr, spec.steps, tuple(run.losses), trend, tuple(dedupe(findings + search)), tuple(notes))

@@ -122,6 +122,33 @@ def mini_batches(X, Y, data, batch: int | None, layout: str):
         yield np.ascontiguousarray(xb), np.ascontiguousarray(yb), (data.X[idx], data.Y[idx])
 
 
+SPIKE = 0.5  # a spike: one step raises the loss by more than this share of its value (and by 1% of its largest)
+UNSTEADY = 1 / 3  # an unstable run rises on at least this share of its steps, with a spike
+
+
+def spikes(losses) -> list:
+    """The steps t (0-based) where the loss jumped: losses[t + 1] - losses[t] is more than SPIKE
+    times |losses[t]| and more than 1% of the largest |loss| (so noise near 0 is no spike)."""
+    L = np.asarray(losses, dtype=float)
+    if len(L) < 2:
+        return []
+    d = np.diff(L)
+    return [int(t) for t in np.flatnonzero((d > SPIKE * np.abs(L[:-1])) & (d > 0.01 * np.abs(L).max()))]
+
+
+def _turns(d: np.ndarray) -> int:
+    signs = np.sign(d[d != 0])
+    return int(np.count_nonzero(signs[1:] != signs[:-1]))
+
+
+def unsteady(losses) -> bool:
+    """The loss rises on at least a third of its steps, jumps at least once, and changes direction
+    at least twice and in at least 10% of the steps: unstable, wherever it ends."""
+    d = np.diff(np.asarray(losses, dtype=float))
+    return (len(d) > 0 and np.count_nonzero(d > 0) >= UNSTEADY * len(d) and bool(spikes(losses))
+            and _turns(d) >= max(2, 0.1 * len(d)))
+
+
 def trend_of(losses: list) -> str:
     """falling | flat | rising | oscillating | diverged, from the finite losses of a run (the rules
     are listed in docs/diagnose.md)."""
@@ -136,11 +163,12 @@ def trend_of(losses: list) -> str:
     if moved == 0:
         return "flat"
     up = float(d[d > 0].sum()) / moved  # the share of the loss's movement that went up
-    signs = np.sign(d[d != 0])
-    turns = int(np.count_nonzero(signs[1:] != signs[:-1]))
+    turns = _turns(d)
     gain, given_back = first - low, last - low
     kept_most = given_back <= 0.5 * gain
     if up >= 0.25 and turns >= max(2, 0.1 * len(d)) and not (last <= 0.9 * first and kept_most):
+        return "oscillating"
+    if unsteady(L):  # ending lower does not make a spiking loss a falling one
         return "oscillating"
     if last > 1.02 * first or (low < 0.9 * first and not kept_most):
         return "rising"
@@ -179,7 +207,9 @@ def line_search(binding, at: dict, g: dict, f0: float, lr: float, trend: str, gr
         values = {s: loss_at(s) for s in steps}
         lower = [s for s in steps if values[s] < f0]
         tiny = [lr * 1e-6, lr * 1e-5, lr * 1e-4]
-        if descent and not lower and all(loss_at(s) >= f0 for s in tiny):
+        at_tiny = [loss_at(s) for s in tiny] if descent and not lower else []
+        # uphill: no step lowers the loss and some raise it (a zero gradient moves nothing: it is not uphill)
+        if at_tiny and all(v >= f0 for v in at_tiny) and any(v > f0 for v in [*at_tiny, *values.values()]):
             return [_not_descent(f0, tiny[0], lr, gradients_right)]
     finally:
         for s, a in arrays.items():
@@ -187,6 +217,82 @@ def line_search(binding, at: dict, g: dict, f0: float, lr: float, trend: str, gr
     if trend in ("rising", "oscillating", "diverged", "flat") and gradients_right and lower and values[lr] >= f0:
         return [_too_large(lr, f0, values[lr], max(lower), values[max(lower)], trend, where)]
     return []
+
+
+def gradient_scale(binding, at: dict, g: dict) -> float:
+    """How many times the code's gradient ``g`` is the slope of the code's own loss along it, at the
+    parameters ``at``: |g|^2 over the central difference of the loss along g (N for a gradient summed
+    over N examples, 1/N for one divided by N twice)."""
+    arrays = binding.arrays()
+    saved = {s: a.copy() for s, a in arrays.items()}
+    norm2 = float(sum(np.sum(g[s] ** 2) for s in arrays))
+    size = math.sqrt(float(sum(np.sum(at[s] ** 2) for s in arrays)))
+    h = 1e-6 * max(1.0, size) / math.sqrt(norm2) if norm2 > 0 else 0.0
+
+    def loss_at(step: float) -> float | None:
+        for s, a in arrays.items():
+            np.copyto(a, at[s] - step * g[s])
+        return loss_or_none(binding)
+
+    try:
+        down, up = (loss_at(-h), loss_at(h)) if h else (None, None)
+    finally:
+        for s, a in arrays.items():
+            np.copyto(a, saved[s])
+    if down is None or up is None or down == up:
+        return math.nan
+    return norm2 / ((down - up) / (2 * h))
+
+
+def unstable(losses: list, lr: float, trend: str, gradients_right: bool, summed: tuple | None) -> Finding:
+    """The loss rises and falls in jumps, and no line search explains it.
+
+    ``summed`` = (examples per step, whether the gradient is that many times too large or too small),
+    when the gradient check found scale/batch-sum: the step it takes is then lr x N (or lr / N)."""
+    L = np.asarray(losses, dtype=float)
+    d = np.diff(L)
+    jumps = spikes(L)
+    # the jump by the largest factor (a rise from 0 counts as the largest)
+    t = max(jumps or [int(np.argmax(d))], key=lambda j: L[j + 1] / L[j] if L[j] > 0 else math.inf)
+    low = int(np.argmin(L))  # losses[i] is the loss after i steps
+    lowest = "at the start" if low == 0 else f"after step {low}"
+    shape = (f"the loss went from {L[0]:.4g} to {L[-1]:.4g}, lowest {L[low]:.4g} {lowest}; it rose on "
+             f"{np.count_nonzero(d > 0)} of {len(d)} steps, {len(jumps)} of them by more than half (the largest: "
+             f"from {L[t]:.4g} to {L[t + 1]:.4g} in step {t + 1})")
+    if summed is not None:
+        n, larger = summed
+        step = lr * n if larger else lr / n
+        why = (f"the gradient check found every gradient {n} times too {'large' if larger else 'small'} "
+               f"(scale/batch-sum), so each step of lr {lr:g} is in effect a step of "
+               f"lr {'x' if larger else '/'} N = {lr:g} {'x' if larger else '/'} {n} = {step:.3g} along the right "
+               "gradient")
+        fix = (f"each step is in effect lr {'x' if larger else '/'} N = {lr:g} {'x' if larger else '/'} {n} = "
+               f"{step:.3g}; {'average' if larger else 'divide'} the gradient over the batch once (scale/batch-sum's "
+               f"fix) and it is {lr:g}")
+    elif gradients_right:
+        why = ("the gradient is right (the check passed), and a line search along -gradient from the starting "
+               "parameters and from those of the lowest loss finds no single step of lr that overshoots: the steps "
+               "are too large where the loss is steeper than at either point (or mini-batches disagree)")
+        fix = f"lower train.lr (try {lr / 4:.3g}) or decay it during training; with train.batch, a larger batch"
+    else:
+        why = ("the gradient check found wrong gradients: a step along a wrong gradient can raise the loss at any "
+               "learning rate")
+        fix = "fix the gradients the check names first, then look at the curve again"
+    verb = "oscillates" if trend == "oscillating" else "jumps up and down before it diverges"
+    return Finding("train/unstable", None, "warning",
+                   f"training is unstable: the loss rises on {np.count_nonzero(d > 0)} of {len(d)} steps, in jumps "
+                   f"of up to {L[t + 1] / L[t]:.3g} times its value" if L[t] > 0 else
+                   f"training is unstable: the loss rises on {np.count_nonzero(d > 0)} of {len(d)} steps, in jumps",
+                   f"{shape}: it {verb} instead of falling; {why}", fix, 0.8)
+
+
+def effective_step(lr: float, summed: tuple) -> str:
+    """A note for a gradient summed over the batch (or divided by it twice): the step SGD really takes."""
+    n, larger = summed
+    step = lr * n if larger else lr / n
+    return (f"the gradients are {n} times too {'large' if larger else 'small'} (scale/batch-sum): each step of "
+            f"lr {lr:g} is in effect a step of lr {'x' if larger else '/'} N = {lr:g} {'x' if larger else '/'} "
+            f"{n} = {step:.3g} along the right gradient")
 
 
 def _not_descent(f0: float, smallest: float, lr: float, gradients_right: bool) -> Finding:

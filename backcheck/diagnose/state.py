@@ -12,6 +12,7 @@ from backcheck import reference
 from backcheck.results import Finding
 
 FLAT_TAIL = {"sigmoid": lambda a: (a < 0.01) | (a > 0.99), "tanh": lambda a: np.abs(a) > 0.99}
+PINNED = 1e-7  # an output this close to 0 or 1 is past the clip of most losses (1e-7 ... 1e-15) or rounds to it
 MOST = 0.5  # "most units": more than this share of a layer's units (or unit-activations)
 FLOW = 100.0  # "orders of magnitude": the backpropagated signal changes this much from output to input
 
@@ -31,9 +32,20 @@ def gradient_flow(net, params, X: np.ndarray, Y: np.ndarray) -> list:
             rms[k] = _rms(delta)
     if not all(math.isfinite(v) for v in rms.values()) or rms[L] == 0:
         return []
-    ratio = rms[1] / rms[L]
     detail = ("root-mean-square of dL/dz (the gradient at each layer's pre-activation, per example and unit) at "
               "initialisation: " + ", ".join(f"layer {k}: {rms[k]:.2e}" for k in sorted(rms)))
+    if rms[1] == 0:
+        # Some layer passes nothing down (every unit has a zero derivative on every example): no ratio to
+        # speak of, and every layer from there to the input gets a zero weight gradient.
+        top = max(k for k in rms if rms[k] == 0)
+        below = " or below" if top > 1 else ""
+        return [Finding("train/vanishing-gradient", top, "warning",
+                        f"no gradient reaches layer {top}{below}: dL/dz is 0 there",
+                        detail + f"; every unit of layer {top} has a zero derivative on every example (ReLUs with "
+                        f"z <= 0, or sigmoid/tanh units pinned in their tails), so layers 1 to {top} never learn",
+                        "initialise biases at 0 (not negative) and weights with sqrt(2/fan_in) for ReLU (or use "
+                        "leaky_relu), 1/sqrt(fan_in) for sigmoid/tanh; scale the inputs", 0.9)]
+    ratio = rms[1] / rms[L]
     if ratio < 1 / FLOW:
         return [Finding("train/vanishing-gradient", 1, "warning",
                         f"the gradient shrinks {1 / ratio:.3g}-fold from the output layer to layer 1",
@@ -73,10 +85,11 @@ def initial_loss(net, f0: float) -> list:
 
 
 def units(net, params, X: np.ndarray, when: str) -> list:
-    """Saturated sigmoid/tanh and dead ReLU hidden layers of the reference network at ``params``."""
+    """Saturated sigmoid/tanh and dead ReLU hidden layers, and a sigmoid or softmax output layer
+    pinned at 0/1, of the reference network at ``params``."""
     with np.errstate(all="ignore"):
         cache = reference.forward(net, params, X)
-    out = []
+    out = pinned_output(net, cache.A[-1], when)
     for k, layer in enumerate(net.layers[:-1], start=1):  # hidden layers
         A, Z = cache.A[k], cache.Z[k]
         if layer.activation in FLAT_TAIL:
@@ -101,6 +114,41 @@ def units(net, params, X: np.ndarray, when: str) -> list:
                     "initialise biases at 0 or slightly positive, use He initialisation, lower the learning rate, "
                     "or use leaky_relu", 0.85))
     return out
+
+
+def pinned_output(net, P: np.ndarray, when: str) -> list:
+    """The output layer's activations P (N, out): sigmoid outputs within PINNED of 0 or 1, or a
+    softmax giving one class more than 1 - PINNED, for most of them."""
+    L, activation = len(net.layers), net.layers[-1].activation
+    if activation == "sigmoid":
+        share = float(np.mean((P < PINNED) | (P > 1 - PINNED)))
+        what = f"{share:.0%} of its outputs are within 1e-7 of 0 or 1"
+        seen = f"on the {len(P)} examples, {share:.0%} of the sigmoid outputs are below 1e-7 or above 1 - 1e-7"
+    elif activation == "softmax":
+        share = float(np.mean(P.max(axis=1) > 1 - PINNED))
+        what = f"on {share:.0%} of the examples one class gets more than 1 - 1e-7"
+        seen = (f"on {share:.0%} of the {len(P)} examples the softmax puts more than 1 - 1e-7 on one class (every "
+                "other class gets less than 1e-7)")
+    else:
+        return []
+    if not share > MOST:
+        return []
+    return [Finding(
+        "train/saturated", L, "warning",
+        f"layer {L} ({activation} output) is pinned at 0/1 {when}: {what}, where a clipped loss has no gradient",
+        f"{seen}. That is past the clip of most losses (np.clip(p, 1e-7, 1 - 1e-7), or 1e-10 ... 1e-15): there the "
+        "clipped loss no longer changes with the output, so it gets no gradient, and a wrong output stays wrong at "
+        "-ln(clip) each (23 for 1e-10), which leaves the loss stuck at a high value; unclipped, log(1 - p) becomes "
+        "-inf once p rounds to 1",
+        _PINNED_FIX[when == "at initialisation"], 0.85)]
+
+
+_PINNED_FIX = {
+    True: "the output layer's pre-activations are far too large: initialise the weights smaller, rng.normal(0, "
+          "1/sqrt(fan_in)) and smaller still in the output layer, with biases at 0, and scale the inputs",
+    False: "training drove the output layer's pre-activations far out: fix the gradient if the check found it "
+           "wrong, lower train.lr, and keep the initial weights small (rng.normal(0, 1/sqrt(fan_in)))",
+}
 
 
 def dedupe(findings: list) -> list:

@@ -13,16 +13,17 @@ ACTIVATIONS = {
 SETTINGS = {"activation": "relu", "stable": True}
 
 
-def init_params(sizes, activation="relu", weight_scale=1.0, output_scale=1.0, stable=True, seed=0):
+def init_params(sizes, activation="relu", weight_scale=1.0, output_scale=1.0, bias=0.0, stable=True, seed=0):
     """sizes = [n_in, hidden..., n_out]; W_k ~ N(0, weight_scale**2 / fan_in), the output layer's
-    times output_scale instead; stable=False leaves the max out of the softmax (exp may overflow)."""
+    times output_scale instead; the hidden layers' biases start at ``bias`` (the output layer's at 0);
+    stable=False leaves the max out of the softmax (exp may overflow)."""
     SETTINGS.update(activation=activation, stable=stable)
     rng = np.random.default_rng(seed)
     params = {}
     for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
         scale = output_scale if k == len(sizes) - 1 else weight_scale
         params[f"W{k}"] = rng.standard_normal((n_in, n_out)) * scale / np.sqrt(n_in)
-        params[f"b{k}"] = np.zeros(n_out)
+        params[f"b{k}"] = np.full(n_out, 0.0 if k == len(sizes) - 1 else float(bias))
     return params
 
 
