@@ -430,7 +430,6 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
                            transposed=transposed if point.name == "start" else frozenset())
 
     checked = judge(start)
-    _loss_reads(checked, ev, where)
     params_c = _canonical_params(ev.slots, values, orient, net)
     mismatch = _forward_mismatch(net, params_c, data, f0, precision)
     tables = {"start": _tables(checked, precision, orient, net, "start")}
@@ -451,6 +450,9 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
                          "the gradients were also checked at a rescaled point, the same shapes with every layer's "
                          "pre-activations of mean ~0 and standard deviation 1 on the data; rows marked "
                          "'rescaled' and the findings that say so were measured there")
+    unused = _loss_reads(checked, conditioned, ev, where)
+    if unused:
+        notes.append(unused)
     results, evidence_from = _merge(tables)
     if stab is not None:
         warnings.append(CheckWarning("loss/stabilised", _stabilised_message(stab)))
@@ -509,23 +511,30 @@ def _reader_of(config, binding, ev, precision, where):
     return read
 
 
-def _loss_reads(checked, ev, where) -> None:
-    """The loss must depend on what is probed: a parameter whose probes never moved the loss at all
-    while the code reports a gradient for it (or every parameter at once) is bound to arrays the
-    code does not read."""
+def _loss_reads(checked, conditioned, ev, where) -> str | None:
+    """The loss must depend on what is probed. A parameter whose probes never moved the loss at all,
+    at the start (which may sit in a flat region: outputs past a clip) and at the rescaled point
+    too, while the code reports a gradient for it (or every parameter at once), is bound to an
+    array the code does not read. A zero gradient there is a parameter the loss does not use: a
+    note."""
     still = [s for s, c in checked.checks.items() if gradcheck.unmoved(c)]
+    points_ = [checked] + ([conditioned] if conditioned is not None else [])
+    if conditioned is not None:
+        still = [s for s in still if gradcheck.unmoved(conditioned.checks[s])]
     if not still:
-        return
-    grads = checked.point.grads
-    nonzero = [s for s in still if np.any(grads[s] != 0)]
-    if nonzero or len(still) == len(ev.slots):
-        names = ", ".join(s.code_name for s in (nonzero or still))
-        raise UserCodeError(
-            f"the loss does not change at all when backcheck moves {names} (every probe gave exactly the same loss)"
-            + (", while the code's gradient for them is not zero" if nonzero else "")
-            + ": the code reads other arrays than the ones code.params names. If the code keeps its weights in "
-            "module globals, bind them there ($module.W1, or $module.params['W1']); for an object, name its own "
-            "attributes (layers[0].weights); see docs/binding.md", where, kind="contract")
+        return None
+    nonzero = [s for s in still if any(np.any(pc.point.grads[s] != 0) for pc in points_)]
+    if not nonzero and len(still) < len(ev.slots):
+        return (f"the loss does not depend on {', '.join(s.code_name for s in still)} where it was checked, and the "
+                "code's gradient for it is 0: a parameter the loss does not use?")
+    names = ", ".join(s.code_name for s in (nonzero or still))
+    raise UserCodeError(
+        f"the loss does not change at all when backcheck moves {names} (every probe gave exactly the same loss"
+        + (", at the starting parameters and at a rescaled point)" if conditioned is not None else ")")
+        + (", while the code's gradient for them is not zero" if nonzero else "")
+        + ": the code reads other arrays than the ones code.params names. If the code keeps its weights in "
+        "module globals, bind them there ($module.W1, or $module.params['W1']); for an object, name its own "
+        "attributes (layers[0].weights); see docs/binding.md", where, kind="contract")
 
 
 def _tables(pc, precision, orient, net, name: str) -> dict:
@@ -535,7 +544,7 @@ def _tables(pc, precision, orient, net, name: str) -> dict:
         r, numeric, bad = result_of(c, pc.verdicts[s], precision, name)
         noise = np.zeros(c.size)
         noise[c.entries.idx] = c.entries.noise
-        out[s] = (_with_pattern(r, s, bad, orient[s], net), numeric, bad, noise.reshape(c.shape))
+        out[s] = (_with_pattern(r, s, bad, orient[s], net), numeric, bad, noise.reshape(c.shape), gradcheck.unmoved(c))
     return out
 
 
@@ -622,7 +631,8 @@ def _merge(tables: dict) -> tuple[dict, str]:
         r = row[0]
         if resc is not None:
             rr = resc[s][0]
-            if rr.status == "wrong" or (r.status == "inconclusive" and rr.status != "inconclusive"):
+            vacuous = row[4] and r.status == "ok"  # 0 = 0 where the loss is flat says nothing
+            if rr.status == "wrong" or (r.status == "inconclusive" or vacuous) and rr.status != "inconclusive":
                 row = resc[s]
                 name_at = "rescaled" if rr.status == "wrong" else name_at
         out[s] = row
