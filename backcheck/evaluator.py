@@ -80,6 +80,18 @@ class LocalEvaluator(Evaluator):
         self.notes = binding.notes
         self.warnings = binding.warnings
         self._reference = getattr(binding, "perturbed", None)  # backcheck's network: stacked evaluation
+        self.fixed_lr = getattr(binding, "fixed_lr", None)
+        self.step_name = getattr(binding, "step_name", "step")
+        self._live = binding.arrays()
+
+    def _same_arrays(self) -> None:
+        """The code must not replace its parameter arrays while its loss is evaluated: probes would then
+        move arrays the code no longer reads."""
+        now = self.binding.arrays()
+        for s, a in self._live.items():
+            if now[s] is not a:
+                raise UserCodeError(f"the code replaced the array {s.code_name} while its loss was evaluated",
+                                    self.binding.code.file.name if self.binding.code else None, kind="contract")
 
     # -- the point
     def values(self) -> dict:
@@ -124,6 +136,7 @@ class LocalEvaluator(Evaluator):
                 out[j] = loss()
             finally:
                 flat[i] = orig
+        self._same_arrays()
         return out
 
     def arrays(self, slot, arrays: list) -> np.ndarray:
@@ -249,7 +262,9 @@ class RemoteEvaluator(Evaluator):
         self.warnings = description["warnings"]
         self._values = description["values"]
         self._uses_step = description["uses_step"]
-        self.loss_dtype = description["loss_dtype"]
+        self.loss_dtype = np.dtype(description["loss_dtype"])
+        self.fixed_lr = description["fixed_lr"]
+        self.step_name = description["step_name"]
         self.calls = 0  # requests made: for messages ("the 5th call")
 
     def _call(self, name: str, *args):
@@ -300,7 +315,8 @@ def describe(evaluator: LocalEvaluator) -> dict:
     """What a remote judge needs to know of a bound code before it asks anything."""
     return {"slots": evaluator.slots, "notes": list(evaluator.notes), "warnings": list(evaluator.warnings),
             "values": evaluator.values(), "uses_step": evaluator.uses_step,
-            "loss_dtype": np.dtype(evaluator.loss_dtype).str}
+            "loss_dtype": np.dtype(evaluator.loss_dtype).str, "fixed_lr": evaluator.fixed_lr,
+            "step_name": evaluator.step_name}
 
 
 def nonfinite_message(what: str, value: float) -> UserCodeError:

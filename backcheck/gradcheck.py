@@ -80,6 +80,9 @@ def measure_precision(ev, values: dict, f0: float, grads: dict, eps: float | Non
     """Measure the loss's noise along the best-connected entry of the first and of the last
     parameter, and choose the step and tolerance from it (unless the config gives them)."""
     levels, flat = [], []
+    repeat = _repeatability(ev, values, f0)
+    if repeat:
+        levels.append(repeat)
     for s in _noise_slots(ev.slots):
         x, g = values[s], np.abs(np.asarray(grads[s], dtype=np.float64)).reshape(-1)
         if not x.size:
@@ -105,6 +108,8 @@ def measure_precision(ev, values: dict, f0: float, grads: dict, eps: float | Non
                   np.dtype(getattr(ev, "loss_dtype", np.float64)))
     warnings = []
     measured = f"measured noise {rel:.1g} of the loss's value"
+    if repeat:
+        measured += ", and two calls at the same parameters gave different losses"
     if dtype == "float32":
         what = (f"{_names(small)} {'is a float32 array' if len(small) == 1 else 'are float32 arrays'}"
                 if rel <= FLOAT64_NOISE else f"the loss is computed in float32 ({measured})")
@@ -121,6 +126,19 @@ def measure_precision(ev, values: dict, f0: float, grads: dict, eps: float | Non
             "of a gradient's size cannot be seen. Compute in float64 and make the loss deterministic for an exact "
             "check"))
     return p, warnings
+
+
+def _repeatability(ev, values: dict, f0: float) -> float:
+    """The spread of the loss over repeated calls at the same parameters: 0 for deterministic code,
+    the noise itself for code that draws fresh random numbers (unseeded dropout) on every call."""
+    s = ev.slots[0]
+    x = values[s]
+    if not x.size:
+        return 0.0
+    same = np.full(2, x.reshape(-1)[0])
+    again = np.asarray(ev.entries(s, np.zeros(2, dtype=np.intp), same), dtype=np.float64)
+    spread = np.abs(np.append(again, f0) - f0)
+    return float(spread.max()) if np.all(np.isfinite(spread)) else 0.0
 
 
 def _noise_slots(slots) -> list:

@@ -52,6 +52,8 @@ def report(result: CheckResult, console: Console) -> None:
                 idx = ",".join(map(str, p.worst.index))
                 worst = f"[{idx}] {p.worst.analytic:.3g}/{p.worst.numeric:.3g}"
             probes = "" if p.exhaustive else f" ({p.checked}/{p.size}+{p.directions}d)"
+            if p.point != "start":
+                probes += f", {p.point}"
             table.add_row(label if i == 0 else "", name, "x".join(map(str, p.shape)),
                           f"{p.rel_error:.1e}", worst, Text(p.status + probes, style=_STYLE.get(p.status, "")))
         table.add_section()
@@ -91,19 +93,56 @@ def report(result: CheckResult, console: Console) -> None:
 
 
 def _verdict(result: CheckResult) -> Text:
+    """The last line: what the table and the findings say together."""
     n_wrong = sum(p.status == "wrong" for layer in result.layers for p in layer.params)
     total = sum(len(layer.params) for layer in result.layers)
+    n_warn = len(result.warnings) + sum(f.severity == "warning" for f in result.findings)
+    warned = f", {n_warn} warning{'s' if n_warn != 1 else ''}" if n_warn else ""
     if result.ok:
-        extra = f", {len(result.warnings)} warning(s)" if result.warnings else ""
-        return Text(f"OK: all {total} gradients agree with finite differences{extra}.", style="bold green")
+        return Text(f"OK: all {total} gradients agree with finite differences{warned}.", style="bold green")
+    errors = [f for f in result.findings if f.severity == "error"]
+    named = _named(errors)
+    if result.exit_code == 5:
+        undecided = result.inconclusive
+        why = undecided[0].why or "it could not be resolved"
+        return Text(f"INCONCLUSIVE: nothing was found wrong, but {_names([p.code_name for p in undecided])} could not "
+                    f"be checked: {why}. {_what_to_change(why)}", style="bold yellow")
     origin = result.origin_layer
-    first = next((f for f in result.findings if f.severity == "error"), None)
-    if n_wrong == 0 and origin is None and first is not None:
-        return Text(f"NOT OK: all {total} gradients agree with finite differences, but {first.id}: {first.title}.",
-                    style="bold red")
-    named = f" Most likely: {first.id}." if first and first.id != "unknown" else ""
-    return Text(f"WRONG: {n_wrong} of {total} gradients disagree; the error starts at layer {origin}.{named}",
+    if n_wrong == 0:
+        return Text(f"NOT OK: all {total} gradients agree with finite differences, but {named}.", style="bold red")
+    most = f" Most likely: {named}." if named and errors[0].id != "unknown" else \
+        (f" Found: {named}." if named else "")
+    return Text(f"WRONG: {n_wrong} of {total} gradients disagree; the error starts at layer {origin}.{most}",
                 style="bold red")
+
+
+def _named(findings) -> str:
+    """Every error finding, briefly: each id once, with its layers ("of-upstream at layers 3, 2, 1")."""
+    layers: dict = {}
+    for f in findings:
+        layers.setdefault(f.id, [])
+        if f.layer is not None and f.layer not in layers[f.id]:
+            layers[f.id].append(f.layer)
+    parts = []
+    for ident, ks in layers.items():
+        where = "" if not ks else f" at layer {ks[0]}" if len(ks) == 1 else f" at layers {', '.join(map(str, ks))}"
+        parts.append(ident + where)
+    return "; ".join(parts)
+
+
+def _names(names: list) -> str:
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+
+def _what_to_change(why: str) -> str:
+    if "kink" in why:
+        return ("Use data and initial parameters without exact zeros (nonzero biases, no all-zero input rows), or "
+                "check a float64 copy of the code.")
+    if "noise" in why:
+        return ("Make the loss deterministic and exact for the check: compute in float64 (remove casts to float32 or "
+                "float16), seed or switch off randomness such as dropout; check.eps sets the step if you know a "
+                "better one.")
+    return "See the notes above."
 
 
 def _error(result: CheckResult, console: Console) -> None:

@@ -100,49 +100,71 @@ def run_guarded(config: Config, options: Options, shown: str, progress=None) -> 
 
 @dataclass
 class Prepared:
-    """The bound code and the data it is checked on: what every worker of a check needs."""
+    """The code (or backcheck's reference network) behind an evaluator, and the data it is checked on."""
 
-    binding: object
+    evaluator: object  # an evaluator.Evaluator: every call into the code goes through it
     data: object
     orient: dict
     layout: str
     notes: list
     warnings: list
+    X: np.ndarray  # the data in the code's layout and target form
+    Y: np.ndarray
+    where: str  # the code's file name, for messages
+    fixed_lr: float | None = None  # a step's own learning rate (lr: 0.1 in the YAML)
+    step_name: str = "step"
+    reference: bool = False  # backcheck's own network (no code:)
 
 
-def prepare(config: Config, options: Options, progress=None) -> Prepared:
-    """Import and bind the code (or the reference), build the data and attach it to the binding."""
-    net, seed = config.network, config.check.seed
-    progress = progress or (lambda phase: None)
-    rng_params = np.random.default_rng([seed, 1])
-    rng_data = np.random.default_rng([seed, 2])
-    canon = reference.init_params(net, rng_params)
-    if config.code is None:
-        binding = ReferenceBinding(config, canon, mistakes.parse_injections(options.inject, net))
-        layout, targets = "rows", "onehot"
-    else:
-        progress("import")
-        loaded = load_code(config.code)
-        progress("bind")
-        layout, targets = config.code.layout, config.code.targets
-        defaults = {}
+def default_params(config: Config) -> tuple[list, dict]:
+    """backcheck's own initial parameters (canonical), and the same in the code's shapes for code without init."""
+    net = config.network
+    canon = reference.init_params(net, np.random.default_rng([config.check.seed, 1]))
+    defaults = {}
+    if config.code is not None:
+        layout = config.code.layout
         for k, entry in enumerate(config.code.params, start=1):
             W, b = canon[k - 1]
             slot = Slot(k, "W", entry["W"], entry.get("orient"))
             defaults[slot] = np.ascontiguousarray(W.T if code_shape(slot, net.widths, layout) != W.shape else W)
             if "b" in entry:
                 defaults[Slot(k, "b", entry["b"])] = b.reshape(code_shape(Slot(k, "b", ""), net.widths, layout)).copy()
-        binding = bind(config, loaded, defaults)
+    return canon, defaults
+
+
+def prepare(config: Config, options: Options, progress=None, evaluator=None) -> Prepared:
+    """Bind the code (or the reference) behind an evaluator, build the data and attach it.
+    ``evaluator``: one opened elsewhere (a sandboxed process); by default the code is bound here."""
+    net = config.network
+    progress = progress or (lambda phase: None)
+    canon, defaults = default_params(config)
+    info = {}
+    if config.code is None:
+        binding = ReferenceBinding(config, canon, mistakes.parse_injections(options.inject, net))
+        evaluator = LocalEvaluator(binding)
+        layout, targets = "rows", "onehot"
+        info["reference"] = True
+    else:
+        layout, targets = config.code.layout, config.code.targets
+        if evaluator is None:
+            progress("import")
+            binding = bind(config, load_code(config.code), defaults)
+            evaluator = LocalEvaluator(binding)
+        info["fixed_lr"] = getattr(evaluator, "fixed_lr", None)
+        info["step_name"] = getattr(evaluator, "step_name", "step")
     progress("check")
-    orient, notes, warnings = param_orientations(binding, net.widths, layout)
+    values = evaluator.values()
+    orient, notes, warnings = param_orientations(values, net.widths, layout)
     per_example = {o.per_example for o in orient.values() if o.per_example}
     batch = max(per_example) if per_example else None
-    data = make_data(config, rng_data, batch=batch)
+    data = make_data(config, np.random.default_rng([config.check.seed, 2]), batch=batch)
     notes = list(data.notes) + notes
     warnings += [CheckWarning(i, m) for i, m in data.warnings]
-    binding.attach(*data.for_code(layout, targets), canonical=(data.X, data.Y))
-    warnings += [CheckWarning(i, m) for i, m in binding.warnings]
-    return Prepared(binding, data, orient, layout, notes, warnings)
+    X, Y = data.for_code(layout, targets)
+    evaluator.attach(X, Y, (data.X, data.Y))
+    warnings += [CheckWarning(i, m) for i, m in evaluator.warnings]
+    where = config.code.file.name if config.code else str(config.path)
+    return Prepared(evaluator, data, orient, layout, notes, warnings, X, Y, where, **info)
 
 
 def run_diagnose(config: Config, options: Options, shown: str, progress=None) -> CheckResult:
@@ -153,20 +175,22 @@ def run_diagnose(config: Config, options: Options, shown: str, progress=None) ->
     from backcheck.diagnose import train
 
     deadline = time.monotonic() + TRAIN_SHARE * config.check.timeout
-    checked = run_check(config, options, shown, progress)
-    if checked.error is not None:
-        return checked
-    prep = prepare(config, options)
-    slots = prep.binding.slots
-
-    def canonical(arrays):
-        return _canonical_params(slots, arrays, prep.orient, config.network)
-
+    prep = prepare(config, options, progress)
     try:
-        training = train(config, prep, canonical, gradients_right=checked.exit_code == 0, deadline=deadline,
-                         found=checked.findings)
-    except UserCodeError as exc:  # the code broke while training: keep what the check found
-        return replace(checked, error=ErrorInfo(exc.kind, f"while training: {exc.message}", exc.where))
+        checked = _check_prepared(config, options, shown, prep, None)
+        if checked.error is not None:
+            return checked
+
+        def canonical(values):
+            return _canonical_params(list(values), values, prep.orient, config.network)
+
+        try:
+            training = train(config, prep, canonical, gradients_right=checked.exit_code == 0, deadline=deadline,
+                             found=checked.findings)
+        except UserCodeError as exc:  # the code broke while training: keep what the check found
+            return replace(checked, error=ErrorInfo(exc.kind, f"while training: {exc.message}", exc.where))
+    finally:
+        prep.evaluator.close()
     return replace(checked, findings=checked.findings + training.findings, notes=checked.notes + training.notes,
                    extra={**checked.extra, "train": training.to_json()})
 
@@ -175,18 +199,19 @@ def run_check(config: Config, options: Options, shown: str, progress=None) -> Ch
     """Bind the code, build the data, compare every parameter's gradients, name the mistakes."""
     prep = prepare(config, options, progress)
     # Workers start now, so that they load the code while this process takes the analytic gradient.
-    pool = _start_pool(config, options, prep.binding)
+    pool = _start_pool(config, options, prep)
     try:
         return _check_prepared(config, options, shown, prep, pool)
     finally:
         if pool is not None:
             pool.close()
+        prep.evaluator.close()
 
 
-def param_orientations(binding, widths, layout) -> tuple[dict, list[str], list]:
+def param_orientations(values: dict, widths, layout) -> tuple[dict, list[str], list]:
     """How each of the code's arrays maps to the canonical network; notes and warnings on the way."""
     out, notes, warnings = {}, [], []
-    for s, arr in binding.arrays().items():
+    for s, arr in values.items():
         o, note = orientation(s, arr, widths, layout)
         out[s] = o
         if note:
@@ -234,14 +259,6 @@ def _forward_mismatch(net, params_c, data, f0: float, precision) -> CheckWarning
         f"the code's loss is {f0:.6g}; the network in the config gives {expected:.6g} at the same parameters "
         f"and data (ratio {ratio:.6g}{hint}). The check still differentiates the code's own loss; the names "
         "of mistakes assume the config's network")
-
-
-def _check_restored(binding, arrays) -> None:
-    now = binding.arrays()
-    for s, a in arrays.items():
-        if now[s] is not a:
-            raise UserCodeError(f"the code replaced the array {s.code_name} while its loss was evaluated",
-                                binding.code.file.name if binding.code else None, kind="contract")
 
 
 # ---------------------------------------------------------------- the child process
@@ -386,10 +403,10 @@ def _died(config: Config, shown: str, proc, phase, errors) -> CheckResult:
 def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared, pool) -> CheckResult:
     """run_check after prepare(): every parameter judged where it can be seen, then the diagnosis."""
     net = config.network
-    binding, data, orient = prep.binding, prep.data, prep.orient
+    data, orient = prep.data, prep.orient
     notes, warnings = prep.notes, prep.warnings
-    ev = LocalEvaluator(binding) if pool is None else pool.bind(LocalEvaluator(binding))
-    where = config.code.file.name if config.code else str(config.path)
+    ev = prep.evaluator if pool is None else pool.bind(prep.evaluator)
+    where = prep.where
     seed = config.check.seed
     values = ev.values()
     started = time.perf_counter()
@@ -398,7 +415,7 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
     first = None if ev.uses_step else ev.gradient()
     precision, w = measure_precision(ev, values, f0, first or values, config.check.eps, config.check.tolerance)
     warnings += w
-    read = _reader_of(config, binding, ev, precision, where)
+    read = _reader_of(config, prep, ev, precision, where)
     try:
         start, an, findings, transposed = read(values, f0, first, "start")
     except UserCodeError as exc:
@@ -468,7 +485,7 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
             f"{kinks} probe(s) met a non-differentiable point (e.g. ReLU at 0): they were measured again "
             + ("with smaller steps" if not moved else "with smaller steps and at a nearby point where they meet none "
                "(every parameter moved by about 0.1%)") + ", and judged against the code's gradient there"))
-    notes += _probe_notes(config, options, results, checked.method, pool, binding)
+    notes += _probe_notes(config, options, results, checked.method, pool, prep.reference)
     layers = []
     for k in range(1, len(net.layers) + 1):
         layer_slots = [s for s in ev.slots if s.layer == k]
@@ -476,7 +493,6 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
     findings += _name(evidence_from, tables, an, conditioned, checked, net, data,
                       precision_r if evidence_from == "rescaled" else precision, orient, mismatch,
                       prep.layout, results)
-    _check_restored(binding, binding.arrays()) if pool is None else None
     return CheckResult(
         config=shown, name=config.name,
         method=Method(checked.method, precision.eps, precision.dtype, "exhaustive" if options.exhaustive else "default",
@@ -485,7 +501,7 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
         notes=tuple(notes + ev.notes))
 
 
-def _reader_of(config, binding, ev, precision, where):
+def _reader_of(config, prep, ev, precision, where):
     """read(values, f0, gradients or None, name) -> (Point, Analytic, findings, transposed slots): the
     code's gradient at ``values`` (from its gradients, or read off its steps), in the parameters' shapes."""
     L = len(config.network.layers)
@@ -495,8 +511,7 @@ def _reader_of(config, binding, ev, precision, where):
             an = Analytic({s: np.asarray(g) for s, g in first.items()}, {s: 0.0 for s in first})
         else:
             an = analytic_gradient(ev, values, precision.dtype, rate=config.train.lr,
-                                   fixed_lr=getattr(binding, "fixed_lr", None),
-                                   step_name=getattr(binding, "step_name", "step"), top_layer=L, where=where)
+                                   fixed_lr=prep.fixed_lr, step_name=prep.step_name, top_layer=L, where=where)
         table, findings, transposed = {}, list(an.findings), set()
         for s in ev.slots:
             for source in (an.grads, an.at_rate):
@@ -675,10 +690,10 @@ def _name(evidence_from, tables, an, conditioned, checked, net, data, precision,
     return found
 
 
-def _start_pool(config: Config, options: Options, binding):
+def _start_pool(config: Config, options: Options, prep):
     """Worker processes for --exhaustive --jobs N; None when this process does all the work.
     The reference network (no code:) is probed in one stacked pass and needs no workers."""
-    if not options.exhaustive or options.jobs <= 1 or isinstance(binding, ReferenceBinding):
+    if not options.exhaustive or options.jobs <= 1 or prep.reference:
         return None
     return PoolEvaluator(options.jobs, (config, options), options.show_output)
 
@@ -723,7 +738,7 @@ def _with_pattern(result, slot: Slot, bad, orient, net):
     return dataclasses.replace(result, pattern=text)
 
 
-def _probe_notes(config: Config, options: Options, results: dict, method: str, pool, binding) -> list:
+def _probe_notes(config: Config, options: Options, results: dict, method: str, pool, is_reference: bool) -> list:
     """What was probed, for the report."""
     notes = []
     sampled = [r[0] for r in results.values() if r[0].directions]
@@ -738,7 +753,7 @@ def _probe_notes(config: Config, options: Options, results: dict, method: str, p
             f"{r[0].code_name} {r[0].noise / 3:.1e}" for r in results.values()))
     if options.jobs > 1 and not options.exhaustive:
         notes.append("--jobs applies to --exhaustive checks; the default mode makes too few loss calls to share")
-    elif options.jobs > 1 and isinstance(binding, ReferenceBinding):
+    elif options.jobs > 1 and is_reference:
         notes.append("--jobs: the reference network is probed in one vectorised pass, without workers")
     elif pool is not None and pool.retired:
         notes.append(f"{pool.retired} worker(s) did not reproduce this process's loss bit for bit "
@@ -765,4 +780,4 @@ def worker_main() -> None:
         prep = prepare(config, options)
     except Exception:  # noqa: BLE001 - the parent meets the same failure itself and reports it
         return
-    serve(StreamChannel(inbox, wire), LocalEvaluator(prep.binding))
+    serve(StreamChannel(inbox, wire), prep.evaluator)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from backcheck.results import Finding
-from backcheck.diagnose.curve import (batch_size, effective_step, gradient, gradient_scale, line_search, sgd,
-                                     trend_of, unstable, unsteady)
+from backcheck.diagnose.curve import (batch_size, effective_step, gradient, gradient_scale, line_search,
+                                     loss_or_none, sgd, trend_of, unstable, unsteady)
 from backcheck.diagnose.state import dedupe, gradient_flow, initial_loss, units, unscaled
 
 
@@ -41,13 +41,13 @@ def train(config, prep, canonical_params, gradients_right: bool, deadline: float
     ``canonical_params(arrays)`` maps the code's live arrays to backcheck's [(W (in, out), b)] for
     the reference network; ``gradients_right`` is the verdict of the gradient check and ``found``
     its findings; training stops early (with a note) at ``deadline``, a time.monotonic() value."""
-    binding, data = prep.binding, prep.data
+    ev, data = prep.evaluator, prep.data
     spec, net = config.train, config.network
-    arrays = binding.arrays()
-    start = {s: a.copy() for s, a in arrays.items()}
-    params0 = canonical_params(arrays)
-    f0 = binding.loss()
-    g0 = gradient(binding, spec.lr)
+    start = ev.values()
+    values = {s: a.copy() for s, a in start.items()}
+    params0 = canonical_params(start)
+    f0 = loss_or_none(ev, start)
+    g0 = gradient(ev, spec.lr, start, prep.where)
     findings = unscaled(data.X) + initial_loss(net, f0)
     findings += units(net, params0, data.X, "at initialisation")
     findings += gradient_flow(net, params0, data.X, data.Y)
@@ -56,29 +56,28 @@ def train(config, prep, canonical_params, gradients_right: bool, deadline: float
     if any(f.id == "scale/batch-sum" for f in found):
         # Summed over each step's examples: a mini-batch's, or all of them. Which way it is off is
         # measured here, not read from the finding's words.
-        c = gradient_scale(binding, start, g0)
+        c = gradient_scale(ev, start, g0)
         summed = (batch or len(data.X), not abs(c) < 1)  # no slope to measure (nan): the usual case, summed
-    run = sgd(binding, data, spec, batch, layout=prep.layout, deadline=deadline)
+    run = sgd(ev, prep, spec, values, batch, deadline=deadline)
     if run.timed_out:
         notes.append(f"training stopped after {len(run.losses)} of {spec.steps} steps: it had used its share of "
                      f"check.timeout ({config.check.timeout:g} s); raise check.timeout to train longer")
     trend = "diverged" if run.nonfinite else trend_of(run.losses)
     if run.nonfinite:
         findings.append(run.nonfinite)
-    after = canonical_params(arrays)
+    after = canonical_params(values)
     if all(np.all(np.isfinite(W)) and np.all(np.isfinite(b)) for W, b in after):
         findings += units(net, after, data.X, "after training")
-    search = line_search(binding, start, g0, f0, spec.lr, trend, gradients_right, "the starting parameters")
+    search = line_search(ev, start, g0, f0, spec.lr, trend, gradients_right, "the starting parameters")
     if not search and run.best is not None and gradients_right and trend in ("rising", "oscillating", "diverged"):
         # The first step may be fine and a later one overshoot: look again where training got furthest.
-        g = gradient(binding, spec.lr, at=(arrays, run.best))
-        search = line_search(binding, run.best, g, run.best_loss, spec.lr, trend, gradients_right,
-                              "the parameters of the lowest loss", descent=False)
+        g = gradient(ev, spec.lr, run.best, prep.where)
+        search = line_search(ev, run.best, g, run.best_loss, spec.lr, trend, gradients_right,
+                             "the parameters of the lowest loss", descent=False)
     explained = {"train/lr-too-large", "train/not-descent", "train/nonfinite"} & {f.id for f in findings + search}
     if not explained and (trend == "oscillating" or (trend == "diverged" and unsteady(run.losses))):
         search.append(unstable(run.losses, spec.lr, trend, gradients_right, summed))
     elif summed is not None:
         notes.append(effective_step(spec.lr, summed))
-    for s, a in arrays.items():
-        np.copyto(a, start[s])
+    ev.set_values(start)
     return Training(spec.lr, spec.steps, tuple(run.losses), trend, tuple(dedupe(findings + search)), tuple(notes))

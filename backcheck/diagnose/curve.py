@@ -30,31 +30,31 @@ class Run:
     best_loss: float = math.inf
 
 
-def sgd(binding, data, spec, batch: int | None, layout: str, deadline: float | None) -> Run:
-    """Plain SGD at spec.lr for spec.steps steps; the loss on all of the data before each step."""
-    arrays = binding.arrays()
-    X_all, Y_all = binding.X, binding.Y
-    full = (X_all, Y_all, (data.X, data.Y))
-    batches = mini_batches(X_all, Y_all, data, batch, layout)
+def sgd(ev, prep, spec, values: dict, batch: int | None, deadline: float | None) -> Run:
+    """Plain SGD at spec.lr for spec.steps steps from ``values`` (changed in place to where training
+    ends); the loss on all of the data before each step."""
+    data = prep.data
+    full = (prep.X, prep.Y, (data.X, data.Y))
+    batches = mini_batches(prep.X, prep.Y, data, batch, prep.layout)
     run = Run([])
     try:
         for t in range(spec.steps):
             if deadline is not None and time.monotonic() > deadline:
                 run.timed_out = True
                 break
-            binding.attach(*full[:2], canonical=full[2])
-            value = loss_or_none(binding)
+            if batch:
+                ev.attach(*full)
+            value = loss_or_none(ev, values)
             if value is None:
                 run.nonfinite = nonfinite(t, "the loss", "", run.losses)
                 break
             run.losses.append(value)
             if value < run.best_loss:
-                run.best, run.best_loss = {s: a.copy() for s, a in arrays.items()}, value
+                run.best, run.best_loss = {s: a.copy() for s, a in values.items()}, value
             if batch:
-                xb, yb, canon = next(batches)
-                binding.attach(xb, yb, canonical=canon)
-            g = gradient(binding, spec.lr)
-            for s, a in arrays.items():
+                ev.attach(*next(batches))
+            g = gradient(ev, spec.lr, values, prep.where)
+            for s, a in values.items():
                 a -= spec.lr * g[s].astype(a.dtype, copy=False)
     except UserCodeError as exc:
         if exc.kind != "nan":
@@ -62,38 +62,29 @@ def sgd(binding, data, spec, batch: int | None, layout: str, deadline: float | N
         # the loss of this step was finite, its gradient is not
         run.nonfinite = nonfinite(len(run.losses) - 1, "the gradient", exc.message, run.losses)
     finally:
-        binding.attach(*full[:2], canonical=full[2])
+        if batch:
+            ev.attach(*full)
     return run
 
 
-def loss_or_none(binding) -> float | None:
-    """The code's loss, or None when it is NaN or inf."""
+def loss_or_none(ev, values: dict | None = None) -> float | None:
+    """The code's loss (at ``values``, when given), or None when it is NaN or inf."""
     try:
-        return binding.loss()
+        if values is not None:
+            ev.set_values(values)
+        return ev.loss()
     except UserCodeError as exc:
         if exc.kind != "nan":
             raise
         return None
 
 
-def gradient(binding, lr: float, at: tuple | None = None) -> dict:
-    """The code's gradient (or (before - after) / lr of its step) in the shape of each parameter,
-    float64. ``at`` = (live arrays, values): taken there, and the live arrays put back."""
-    saved = None
-    if at is not None:
-        arrays, values = at
-        saved = {s: a.copy() for s, a in arrays.items()}
-        for s, a in arrays.items():
-            np.copyto(a, values[s])
-    try:
-        raw = binding.step_gradient(lr) if binding.uses_step else binding.analytic()
-        file = binding.code.file.name if binding.code else ""
-        return {s: match_shape(s, a, np.asarray(raw[s], dtype=np.float64), file)[0]
-                for s, a in binding.arrays().items()}
-    finally:
-        if saved is not None:
-            for s, a in at[0].items():
-                np.copyto(a, saved[s])
+def gradient(ev, lr: float, values: dict, where: str = "") -> dict:
+    """The code's gradient at ``values`` (or (before - after) / lr of its step) in the shape of each
+    parameter, float64."""
+    ev.set_values(values)
+    raw = ev.step_gradient(lr) if ev.uses_step else ev.gradient()
+    return {s: match_shape(s, values[s], np.asarray(raw[s], dtype=np.float64), where)[0] for s in values}
 
 
 def batch_size(batch: int | None, prep, n: int) -> tuple[int | None, list]:
@@ -188,57 +179,41 @@ def nonfinite(step: int, what: str, message: str, losses: list) -> Finding:
                    "(np.log(np.clip(p, 1e-12, 1))); check the gradient first (backcheck verify)", 0.9)
 
 
-def line_search(binding, at: dict, g: dict, f0: float, lr: float, trend: str, gradients_right: bool,
-                 where: str, descent: bool = True) -> list:
+def line_search(ev, at: dict, g: dict, f0: float, lr: float, trend: str, gradients_right: bool,
+                where: str, descent: bool = True) -> list:
     """Losses along -gradient from the parameters ``at``, at lr and at smaller steps.
 
     ``descent``: also test whether the gradient is a descent direction at all."""
-    arrays = binding.arrays()
-    saved = {s: a.copy() for s, a in arrays.items()}
 
     def loss_at(step: float) -> float:
-        for s, a in arrays.items():
-            np.copyto(a, at[s] - step * g[s])
-        value = loss_or_none(binding)
+        value = loss_or_none(ev, {s: at[s] - step * g[s] for s in at})
         return math.inf if value is None else value
 
-    try:
-        steps = [lr / 2**k for k in range(LINE_STEPS)]
-        values = {s: loss_at(s) for s in steps}
-        lower = [s for s in steps if values[s] < f0]
-        tiny = [lr * 1e-6, lr * 1e-5, lr * 1e-4]
-        at_tiny = [loss_at(s) for s in tiny] if descent and not lower else []
-        # uphill: no step lowers the loss and some raise it (a zero gradient moves nothing: it is not uphill)
-        if at_tiny and all(v >= f0 for v in at_tiny) and any(v > f0 for v in [*at_tiny, *values.values()]):
-            return [_not_descent(f0, tiny[0], lr, gradients_right)]
-    finally:
-        for s, a in arrays.items():
-            np.copyto(a, saved[s])
+    steps = [lr / 2**k for k in range(LINE_STEPS)]
+    values = {s: loss_at(s) for s in steps}
+    lower = [s for s in steps if values[s] < f0]
+    tiny = [lr * 1e-6, lr * 1e-5, lr * 1e-4]
+    at_tiny = [loss_at(s) for s in tiny] if descent and not lower else []
+    # uphill: no step lowers the loss and some raise it (a zero gradient moves nothing: it is not uphill)
+    if at_tiny and all(v >= f0 for v in at_tiny) and any(v > f0 for v in [*at_tiny, *values.values()]):
+        return [_not_descent(f0, tiny[0], lr, gradients_right)]
     if trend in ("rising", "oscillating", "diverged", "flat") and gradients_right and lower and values[lr] >= f0:
         return [_too_large(lr, f0, values[lr], max(lower), values[max(lower)], trend, where)]
     return []
 
 
-def gradient_scale(binding, at: dict, g: dict) -> float:
+def gradient_scale(ev, at: dict, g: dict) -> float:
     """How many times the code's gradient ``g`` is the slope of the code's own loss along it, at the
     parameters ``at``: |g|^2 over the central difference of the loss along g (N for a gradient summed
     over N examples, 1/N for one divided by N twice)."""
-    arrays = binding.arrays()
-    saved = {s: a.copy() for s, a in arrays.items()}
-    norm2 = float(sum(np.sum(g[s] ** 2) for s in arrays))
-    size = math.sqrt(float(sum(np.sum(at[s] ** 2) for s in arrays)))
+    norm2 = float(sum(np.sum(g[s] ** 2) for s in at))
+    size = math.sqrt(float(sum(np.sum(at[s] ** 2) for s in at)))
     h = 1e-6 * max(1.0, size) / math.sqrt(norm2) if norm2 > 0 else 0.0
 
     def loss_at(step: float) -> float | None:
-        for s, a in arrays.items():
-            np.copyto(a, at[s] - step * g[s])
-        return loss_or_none(binding)
+        return loss_or_none(ev, {s: at[s] - step * g[s] for s in at})
 
-    try:
-        down, up = (loss_at(-h), loss_at(h)) if h else (None, None)
-    finally:
-        for s, a in arrays.items():
-            np.copyto(a, saved[s])
+    down, up = (loss_at(-h), loss_at(h)) if h else (None, None)
     if down is None or up is None or down == up:
         return math.nan
     return norm2 / ((down - up) / (2 * h))
