@@ -329,7 +329,8 @@ class Sandbox:
                 deadline = time.monotonic() + 1.0
                 while _running(self.pid) and time.monotonic() < deadline:
                     time.sleep(0.001)
-            _kill_marked(lambda m: m == self.marker)
+            if not (self._report or {}).get("complete"):  # else the supervisor killed the whole tree
+                _kill_marked(lambda m: m == self.marker)
             _live.discard(self)
             for fd in (self._req, self._rep):
                 _close_fd(fd)
@@ -645,24 +646,41 @@ def _kill_marked(match) -> int:
 
 
 def _running(pid: int) -> bool:
+    return _table_row(pid)[3] not in ("Z", "X")
+
+
+def _markers():
+    """(pid, marker) of every process that carries one. A process in the middle of an execve has no
+    environment for a moment: those with none are read again for a few milliseconds."""
+    unclear = _pids()
+    for attempt in range(4):
+        if not unclear:
+            return
+        if attempt:
+            time.sleep(0.002)
+        again = []
+        for pid in unclear:
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    env = f.read()
+            except OSError:
+                continue
+            at = env.find(MARKER.encode() + b"=")
+            if at >= 0 and (at == 0 or env[at - 1] == 0):
+                yield pid, env[at + len(MARKER) + 1:].split(b"\0", 1)[0].decode()
+            elif not env and _running(pid) and _table_row(pid)[0] not in (0, 2):  # not a kernel thread
+                again.append(pid)
+        unclear = again
+
+
+def _table_row(pid: int) -> tuple:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2:][:1] not in (b"Z", b"X")
-
-
-def _markers():
-    for pid in _pids():
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = f.read()
-        except OSError:
-            continue
-        at = env.find(MARKER.encode() + b"=")
-        if at >= 0 and (at == 0 or env[at - 1] == 0):
-            yield pid, env[at + len(MARKER) + 1:].split(b"\0", 1)[0].decode()
+        return (0, 0, 0, "X")
+    fields = stat[stat.rfind(b")") + 2:].split()
+    return int(fields[1]), int(fields[2]), int(fields[3]), fields[0].decode()
 
 
 def _reap_orphans(killed: set) -> None:
@@ -744,17 +762,32 @@ def _table() -> dict:
                 table[int(f[0])] = (int(f[1]), int(f[2]), int(f[3]), f[4][0])
         return table
     for pid in _pids():
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        table[pid] = (int(fields[1]), int(fields[2]), int(fields[3]), fields[0].decode())
+        row = _table_row(pid)
+        if row[3] != "X":
+            table[pid] = row
     return table
 
 
 def _descendants(root: int) -> set:
+    """Every process below ``root``: from each thread's ``children`` file where the kernel has
+    them (reads only the tree), else from the whole table."""
+    if os.path.exists(f"/proc/{root}/task/{root}/children"):
+        found, todo = set(), [root]
+        while todo:
+            pid = todo.pop()
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tasks:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                        kids = [int(k) for k in f.read().split()]
+                except OSError:
+                    continue
+                todo.extend(k for k in kids if k not in found)
+                found.update(kids)
+        return found
     children: dict = {}
     for pid, (ppid, *_) in _table().items():
         children.setdefault(ppid, []).append(pid)
@@ -809,10 +842,11 @@ def _supervise(config: dict) -> None:
             status = _reap(pid, block=reason == "closed")
     while notes.open and select.select([note_r], [], [], 0)[0]:
         notes.take(note_r)
-    _kill_tree(pid)
+    complete = _kill_tree(pid)
     code, sig = (None, os.WTERMSIG(status)) if os.WIFSIGNALED(status) else (os.WEXITSTATUS(status), None)
     _say(ctl, {"entered": notes.entered, "report": {"reason": reason, "exit": code, "signal": sig,
-                                                    "notes": notes.last}})
+                                                    "notes": notes.last,
+                                                    "complete": complete}})
     os._exit(0)
 
 
@@ -878,9 +912,10 @@ def _reap(evaluator: int, block: bool):
     return found
 
 
-def _kill_tree(evaluator: int) -> None:
-    """Kill everything below us, a fork loop included, and reap it. As a subreaper, we are the
-    parent of every orphan of the tree: no children left means no descendants left."""
+def _kill_tree(evaluator: int) -> bool:
+    """Kill everything below us, a fork loop included, and reap it; False if some process would
+    not die in time. As a subreaper, we are the parent of every orphan of the tree: no children
+    left means no descendants left."""
     me, deadline = os.getpid(), time.monotonic() + 5.0
     while time.monotonic() < deadline:
         _signal_group(evaluator, signal.SIGKILL)  # one kernel walk over the evaluator's group
@@ -898,8 +933,9 @@ def _kill_tree(evaluator: int) -> None:
             while os.waitpid(-1, os.WNOHANG)[0]:
                 pass
         except ChildProcessError:
-            return
+            return True
         time.sleep(0.0005)
+    return False
 
 
 # ---------------------------------------------------------------- the evaluator
