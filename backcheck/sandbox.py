@@ -612,7 +612,7 @@ def sweep() -> int:
     """Kill leftover processes started by sandboxes of this process; returns how many.
     Those of a sandbox whose supervisor still runs are not leftovers: it watches them."""
     prefix = _token() + "."
-    open_ = {s.marker for s in _live if s._proc is not None and s._proc.poll() is None}
+    open_ = {s.marker for s in list(_live) if s._proc is not None and s._proc.poll() is None}
     return _kill_marked(lambda m: m.startswith(prefix) and m not in open_)
 
 
@@ -687,7 +687,7 @@ def _reap_orphans(killed: set) -> None:
     """Reap our children that were sandbox processes (we are a subreaper): the ones just killed and
     zombies in a sandbox's session. Never a supervisor, whose Popen reaps it."""
     me, deadline = os.getpid(), time.monotonic() + 1.0
-    supervisors = {s._proc.pid for s in _live if s._proc is not None}
+    supervisors = {s._proc.pid for s in list(_live) if s._proc is not None}  # other threads add to _live
     for pid, (ppid, _, sid, state) in _table().items():
         if ppid != me or pid in supervisors or not (pid in killed or state == "Z" and sid in _sessions):
             continue

@@ -69,6 +69,12 @@ def _say(text):
     return "said"
 
 
+def _write(text):
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return "written"
+
+
 def _alloc(catch):
     import numpy as np
 
@@ -174,6 +180,7 @@ ACTS = {
     "stdin": _stdin,
     "print": _print,
     "say": _say,
+    "write": _write,
     "alloc": _alloc,
     "popen": _popen,
     "daemon": _daemon,

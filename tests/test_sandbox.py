@@ -189,6 +189,10 @@ def test_shown_output_is_forwarded_live_and_marked(capsys):
         assert wait_until(lambda: "│ hello from the code\n" in stderr())
         assert sb.request(("say", "two\nlines"), 10) == "said"
         assert wait_until(lambda: "│ two\n│ lines\n" in stderr())
+        assert sb.request(("write", "epoch 1..."), 10) == "written"  # no newline: shown once it waits
+        assert wait_until(lambda: stderr().endswith("│ epoch 1..."))
+        assert sb.request(("say", " done"), 10) == "said"
+        assert wait_until(lambda: stderr().endswith("│ epoch 1... done\n"))
 
 
 def test_memory_bomb_under_the_limit():
@@ -349,11 +353,13 @@ def test_as_nobody_the_code_cannot_write_or_signal(tmp_path):
     folder.mkdir(mode=0o755)
     os.chmod(folder, 0o755)
     limits = Limits(preimport=(), user="nobody")
-    with started(limits=limits) as sb:
-        assert sb.notes == []
-        found = sb.request(("who", (str(folder), os.getpid())), 10)
+    sb = started(limits=limits)
+    assert sb.notes == []
+    found = sb.request(("who", (str(folder), os.getpid())), 10)
     assert found == {"uid": 65534, "write": "PermissionError", "kill supervisor": "PermissionError",
                      "signal grader": "PermissionError"}
+    os.kill(sb._proc.pid, signal.SIGKILL)  # the parent-death signal survived the change of user
+    assert wait_until(lambda: not alive(sb.pid))
 
 
 @ROOT_ONLY
