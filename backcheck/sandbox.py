@@ -268,6 +268,11 @@ class Sandbox:
                 [sys.executable, "-c", _SUPERVISOR, json.dumps(config)], stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=out_w, pass_fds=(ctl_child.fileno(), req_r, rep_w),
                 start_new_session=True, env={**os.environ, MARKER: self.marker})
+        except BaseException:
+            for fd in (self._req, self._rep, self._out):
+                os.close(fd)
+            self._ctl.close()
+            raise
         finally:
             for fd in (req_r, rep_w, out_w):
                 os.close(fd)
@@ -405,10 +410,10 @@ class Sandbox:
             remaining = None if self._deadline is None else self._deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise _Expired
-            r, w, _ = select.select([ctl, fd] if readable else [ctl], [] if readable else [fd], [], remaining)
-            if fd in r or fd in w:
+            ready = _ready([ctl, fd] if readable else [ctl], [] if readable else [fd], remaining)
+            if fd in ready:
                 return
-            if ctl in r:
+            if ctl in ready:
                 self._read_ctl()
                 if self._report is not None or self._gone:
                     raise _Ended
@@ -416,7 +421,7 @@ class Sandbox:
     def _await_report(self, deadline: float) -> None:
         while self._report is None and not self._gone:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self._ctl], [], [], remaining)[0]:
+            if remaining <= 0 or not _ready([self._ctl.fileno()], [], remaining):
                 return
             self._read_ctl()
 
@@ -447,7 +452,7 @@ class Sandbox:
         """Drain the code's stdout/stderr: keep the tail; with show_output, pass lines on, marked."""
         show, midline, pending = self.limits.show_output, False, b""
         while True:
-            if show and pending and not select.select([self._out], [], [], 0.1)[0]:
+            if show and pending and not _ready([self._out], [], 0.1):
                 self._show(pending, midline)  # a partial line left waiting: show it now
                 midline, pending = True, b""
                 continue
@@ -508,6 +513,18 @@ class Sandbox:
         if self.limits.memory_mb and lost and report["reason"] != "closed":
             said += f" (its memory limit is {self.limits.memory_mb} MB)"
         return said
+
+
+def _ready(readable: list, writable: list, timeout: float | None) -> set:
+    """The fds that are ready (an fd at EOF or with an error counts as ready). poll, not select:
+    ``pass_fds`` keeps the caller's fd numbers, which may be above select's limit of 1024."""
+    poller = select.poll()
+    for fd in readable:
+        poller.register(fd, select.POLLIN)
+    for fd in writable:
+        poller.register(fd, select.POLLOUT)
+    wait = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
+    return {fd for fd, _ in poller.poll(wait)}
 
 
 class _Expired(Exception):
@@ -830,7 +847,7 @@ def _supervise(config: dict) -> None:
     _say(ctl, {"pid": pid})
     notes, status, reason = _Heard(), None, "ended"
     while status is None:
-        r = select.select([ctl, wake_r, note_r] if notes.open else [ctl, wake_r], [], [])[0]
+        r = _ready([ctl, wake_r, note_r] if notes.open else [ctl, wake_r], [], None)
         if note_r in r:
             notes.take(note_r)
         if ctl in r and not _ctl_open(ctl) or stop:
@@ -840,7 +857,7 @@ def _supervise(config: dict) -> None:
         if wake_r in r or reason == "closed":
             _drain(wake_r)
             status = _reap(pid, block=reason == "closed")
-    while notes.open and select.select([note_r], [], [], 0)[0]:
+    while notes.open and _ready([note_r], [], 0):
         notes.take(note_r)
     complete = _kill_tree(pid)
     code, sig = (None, os.WTERMSIG(status)) if os.WIFSIGNALED(status) else (os.WEXITSTATUS(status), None)

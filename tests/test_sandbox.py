@@ -107,6 +107,24 @@ def test_a_reply_after_10000_requests():
     assert sb.status == "was stopped by backcheck"
 
 
+def test_a_caller_with_more_than_1024_files_open():
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip("this system allows fewer than 1200 open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        with started() as sb:
+            assert min(sb._req, sb._rep, sb._ctl.fileno()) > 1024  # select() would refuse these
+            assert sb.request(("echo", "high"), 10) == "high"
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_a_forged_pickle_does_not_run_in_the_caller(tmp_path):
     sb = started()
     died = ended(sb, ("forge", None))
