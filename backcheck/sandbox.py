@@ -44,7 +44,7 @@ MARKER = "BACKCHECK_SANDBOX"  # environment variable that every sandbox process 
 TAIL_BYTES = 4096  # output kept for error messages
 CLOSE_WAIT = 2.0  # seconds close() waits for the supervisor's report before killing it
 PIPE_EOF_WAIT = 1.0  # after the evaluator's pipe closes: how long its end is waited for
-MAX_MESSAGE = 1 << 32  # bytes: a longer frame from the evaluator is a broken one
+MAX_REPLY = 1 << 28  # bytes: a longer reply is refused before it is read (256 MB)
 _HEAD = struct.Struct("<IQ")  # out-of-band buffers, pickle bytes
 _IOV_MAX = 512
 _PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
@@ -114,19 +114,19 @@ def _write_all(fd: int, parts: list, wait=None) -> None:
 class _Reader:
     """Frames from ``fd``; array data is read straight into its own buffer."""
 
-    def __init__(self, fd: int, wait=None):
-        self.fd, self.wait, self.buf = fd, wait, bytearray()
+    def __init__(self, fd: int, wait=None, limit: int | None = None):
+        self.fd, self.wait, self.limit, self.buf = fd, wait, limit, bytearray()
 
     def read(self) -> tuple[bytearray, list]:
         self._fill(_HEAD.size)
         nbuf, size = _HEAD.unpack_from(self.buf)
         start = _HEAD.size + 8 * nbuf
-        if nbuf > 1 << 16 or size > MAX_MESSAGE:
-            raise pickle.UnpicklingError("a frame with an impossible length")
+        if self.limit is not None and (nbuf > 1 << 16 or size > self.limit):
+            raise pickle.UnpicklingError(f"a frame of {size} bytes, over the limit of {self.limit}")
         self._fill(start)
         lengths = struct.unpack_from(f"<{nbuf}Q", self.buf, _HEAD.size)
-        if sum(lengths) > MAX_MESSAGE:
-            raise pickle.UnpicklingError("a frame with an impossible length")
+        if self.limit is not None and size + sum(lengths) > self.limit:
+            raise pickle.UnpicklingError(f"a frame of {size + sum(lengths)} bytes, over the limit of {self.limit}")
         del self.buf[:start]
         return self._take(size), [self._take(n) for n in lengths]
 
@@ -218,14 +218,17 @@ class Sandbox:
     ``function(channel, job)`` is called and serves requests until it returns.
 
     ``accept``: modules whose classes a reply may contain (besides plain data and NumPy arrays).
+    ``max_reply``: bytes a reply may take; a longer one is refused before the caller allocates it.
     ``output``: where shown output goes (default: ``sys.stderr`` at the time of writing).
     ``notes``: what the caller may want to show, e.g. why ``user="auto"`` changed nothing."""
 
     def __init__(self, entry: str, job, limits: Limits = Limits(), *,
-                 accept: tuple = ("backcheck.errors", "backcheck.results", "backcheck.numgrad"), output=None):
+                 accept: tuple = ("backcheck.errors", "backcheck.results", "backcheck.numgrad"),
+                 max_reply: int = MAX_REPLY, output=None):
         if ":" not in entry:
             raise ValueError(f"entry must be 'package.module:function', got {entry!r}")
         self.entry, self.job, self.limits, self.accept, self.output = entry, job, limits, accept, output
+        self.max_reply = max_reply
         self.notes: list[str] = []
         self.credentials = _resolve_user(limits, self.notes)  # (uid, gid) or None
         self.marker = f"{_token()}.{next(_serial)}"
@@ -282,7 +285,7 @@ class Sandbox:
         for fd in (self._req, self._rep, self._ctl.fileno()):
             os.set_blocking(fd, False)
         self._deadline: float | None = None
-        self._reader = _Reader(self._rep, lambda: self._wait(self._rep, readable=True))
+        self._reader = _Reader(self._rep, lambda: self._wait(self._rep, readable=True), self.max_reply)
         self._pump = threading.Thread(target=self._forward, name="sandbox-output", daemon=True)
         self._pump.start()
         self.send(self.job)

@@ -17,7 +17,7 @@ def serve(channel, job):
         if request is None:
             return
         act, arg = request
-        channel.send(ACTS[act](arg))
+        channel.send(ACTS[act](channel if act == "huge_frame" else arg))
 
 
 def fork_at_import(channel, job):
@@ -163,6 +163,14 @@ class _System:
         return (os.system, ("touch " + os.path.join(os.environ["SANDBOX_TEST_DIR"], "forged"),))
 
 
+def _huge_frame(channel):
+    """A frame header that claims 100 GB, written straight to the reply pipe."""
+    import struct
+
+    os.write(channel._w, struct.pack("<IQ", 0, 100 << 30))
+    time.sleep(100)
+
+
 def _raise(kind):
     raise {"KeyboardInterrupt": KeyboardInterrupt, "SystemExit": SystemExit, "ValueError": ValueError,
            "GeneratorExit": GeneratorExit}[kind]("from the code")
@@ -191,4 +199,5 @@ ACTS = {
     "cwd": _cwd,
     "who": _who,
     "forge": lambda _: _System(),
+    "huge_frame": _huge_frame,
 }

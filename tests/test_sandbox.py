@@ -132,6 +132,12 @@ def test_a_forged_pickle_does_not_run_in_the_caller(tmp_path):
     assert not (tmp_path / "forged").exists()
 
 
+def test_a_frame_claiming_100_gb_is_refused_unread():
+    died = ended(started(), ("huge_frame", None))
+    assert died.status == ("sent a message backcheck cannot read (a frame of 107374182400 bytes, over the limit "
+                           "of 268435456)")
+
+
 # ---------------------------------------------------------------- how it ends
 
 
