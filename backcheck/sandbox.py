@@ -16,9 +16,11 @@ out-of-band buffer, written with one ``writev`` and read straight into place. Wh
 the evaluator is read by an unpickler that only builds the classes of the modules the caller
 accepts (``accept``), NumPy arrays and plain data: a forged pickle cannot run code in the caller.
 
-Round trips measured by ``benchmarks/sandbox_latency.py`` (Linux, 2 cores, Python 3.11):
-a tiny message 0.04 ms (median), a 400 KB float64 array there and back 0.35 ms; start (with NumPy
-preimported) to first reply about 0.13 s; ``close()`` 3 ms.
+Measured by ``benchmarks/sandbox_latency.py`` (medians of three runs; Linux VM, 2 cores, Python
+3.11, NumPy 2.4): a round trip of a tiny message 0.02 ms; of a 400 KB float64 array, there and
+back, 0.2 ms (about 3.5 GB/s); of 4 MB, 2-5 ms. Start to first reply 0.10-0.12 s, or 0.25-0.34 s
+with NumPy preimported; ``close()`` 6-12 ms, of which the kernel's teardown of a killed NumPy
+process is about 6 ms.
 
 POSIX only; the whole tree is watched on Linux (``/proc``, ``prctl``). Elsewhere the supervisor
 kills the evaluator's process group and what ``ps`` shows under itself.
