@@ -396,6 +396,14 @@ def test_auto_user_switches_only_when_nobody_can_read_python():
         assert "the code runs as root, not as nobody" in sb.notes[0]
 
 
+def test_not_root_a_named_user_changes_nothing_and_says_so(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    sb = Sandbox("sandbox_targets:serve", None, Limits(user="nobody"))
+    assert sb.credentials is None
+    assert sb.notes == ["the code runs as this user, not as nobody: only root can switch users"]
+    assert Sandbox("sandbox_targets:serve", None, Limits(user="auto")).notes == []
+
+
 def test_readable_by_follows_the_mode_bits(tmp_path):
     inner = tmp_path / "a" / "b"
     inner.mkdir(parents=True)
