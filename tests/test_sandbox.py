@@ -301,6 +301,20 @@ def test_ctrl_c_in_the_caller_then_close_leaves_nothing():
     assert sb.status == "stopped by backcheck while a request was under way"
 
 
+def test_sandboxes_opened_from_several_threads_at_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i):
+        with started() as sb:
+            sleeper = sb.request(("popen", i % 2 == 0), 10)
+            return sb.request(("echo", i), 10), sleeper
+
+    with ThreadPoolExecutor(4) as pool:  # as grade --jobs 4 does
+        results = list(pool.map(one, range(16)))
+    assert [r for r, _ in results] == list(range(16))
+    assert not any(alive(pid) for _, pid in results)
+
+
 def _caller(tmp_path, body: str) -> subprocess.Popen:
     """A separate caller process (the CLI, say) that prints the sleeping child's pid."""
     script = textwrap.dedent(f"""
