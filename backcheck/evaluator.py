@@ -321,3 +321,28 @@ def describe(evaluator: LocalEvaluator) -> dict:
 
 def nonfinite_message(what: str, value: float) -> UserCodeError:
     return UserCodeError(f"{what} gave the loss {value}: it is not finite there", kind="nan")
+
+
+# ---------------------------------------------------------------- the sandboxed process
+
+
+def serve_code(channel, job) -> None:
+    """The entry of the process that runs the code under test (``sandbox.Sandbox``): import and
+    bind it on the first request ("open"), reply with its description, then answer requests."""
+    from backcheck.binding import bind, calls, load_code
+
+    config, defaults = job
+    calls.Caller.interrupts_are_code = True  # no terminal reaches this process: an interrupt is the code's
+    message = channel.recv()
+    if message is None:
+        return
+    try:
+        evaluator = LocalEvaluator(bind(config, load_code(config.code), defaults))
+    except BackcheckError as exc:
+        channel.send(("error", exc))
+        return
+    except KeyboardInterrupt:
+        channel.send(("error", UserCodeError("importing the file raised KeyboardInterrupt", config.code.file.name)))
+        return
+    channel.send(("ok", describe(evaluator)))
+    serve(channel, evaluator)

@@ -306,12 +306,15 @@ def noise_level(values) -> Noise:
     sqrt(C(2k, k)) sigma; where three consecutive orders give the same scaled level and the k-th
     differences change sign, that level is the noise."""
     f = np.asarray(values, dtype=F64).copy()
+    if not np.all(np.isfinite(f)):
+        return Noise(0.0, 3)
     nf = len(f)
     fmin, fmax = float(f.min()), float(f.max())
     if fmax == fmin:
         return Noise(0.0, 2)
     if (fmax - fmin) / max(abs(fmax), abs(fmin)) > 0.1:
         return Noise(0.0, 3)
+    f = f - f[nf // 2]  # differences do not change; squares of huge values do not overflow
     levels = np.zeros(nf - 1)
     sign_change = np.zeros(nf - 1, dtype=bool)
     gamma = 1.0

@@ -1,109 +1,72 @@
-"""``--jobs N``: the entries of an exhaustive check evaluated by N processes at once.
+"""``--jobs N``: the entries of an exhaustive check evaluated by N sandboxed processes at once.
 
 ``PoolEvaluator`` is an ``Evaluator`` whose large ``entries`` requests are split into chunks over
-its own evaluator and N - 1 workers, each a process that loaded the code under test once and
-serves the same requests (``evaluator.serve``). Every other request goes to its own evaluator;
-those that move the point (``set_values``, ``attach``) go to the workers too, so every process
-evaluates at the same parameters.
+its own evaluator and N - 1 workers, each a sandboxed process that imports the code once
+(``runner.open_sandboxed``) and serves the same requests. Every other request goes to its own
+evaluator; the workers take over the current point (the data, then the parameter values) before
+they get work, so every process evaluates at the same parameters.
 
 Identical results whatever N: a worker takes over the parameter values bit for bit and must
 reproduce the loss exactly before it gets work; each entry is evaluated by exactly the same
 arithmetic wherever it runs; chunks are put back in order. A worker that cannot reproduce the loss
-(nondeterministic code) is retired and its share done here, with a note.
+(nondeterministic code) is retired and its share done by the others, with a note.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
 import queue
-import struct
-import subprocess
-import sys
 import threading
 
 import numpy as np
 
+from backcheck.errors import BackcheckError
 from backcheck.evaluator import Evaluator
 
-WORKER = "from backcheck.runner import worker_main; worker_main()"
 CHUNK_MIN = 32  # entries per message at least: a message costs about as much as a few loss calls
 CHUNKS_PER_JOB = 8  # chunks per process and request, so a slow process does not hold up the rest
 
 
-def send(stream, message) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(struct.pack("<Q", len(data)) + data)
-    stream.flush()
-
-
-def recv(stream):
-    head = stream.read(8)
-    if len(head) < 8:
-        raise EOFError
-    (n,) = struct.unpack("<Q", head)
-    return pickle.loads(stream.read(n))
-
-
 class Worker:
-    """One worker process, started at once so that it loads the code while the check goes on."""
+    """One worker process, importing the code from the moment it is made."""
 
-    def __init__(self, job, show_output: bool):
-        self.proc = subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=None if show_output else subprocess.DEVNULL)
-        send(self.proc.stdin, ("job", job, os.getpid()))
-        self.ready: bool | None = None
-        self.lock = threading.Lock()
-
-    def request(self, message):
-        with self.lock:
-            send(self.proc.stdin, message)
-            return recv(self.proc.stdout)
+    def __init__(self, opening):
+        self.opening = opening
+        self.ev = None
+        self.ready: bool | None = None  # None: not yet handed the current point
 
     def handshake(self, values: dict, f0: float, data) -> bool:
-        """Send the data and the parameters; True when the worker's loss there is bit for bit ours."""
+        """Hand over the data and the parameters; True when the worker's loss there is bit for bit ours."""
         if self.ready is None:
             try:
+                if self.ev is None:
+                    self.ev = self.opening.ready()
                 if data is not None:
-                    self.request(("attach", data))
-                self.request(("set_values", (values,)))
-                kind, mine = self.request(("loss", ()))
-                self.ready = kind == "ok" and mine == f0
-            except (EOFError, OSError, pickle.UnpicklingError):
+                    self.ev.attach(*data)
+                self.ev.set_values(values)
+                self.ready = self.ev.loss() == f0
+            except BackcheckError:
                 self.ready = False
         return self.ready
 
     def close(self) -> None:
-        if self.ready is None:  # never used, maybe still loading the code: no need to wait for it
-            self.proc.kill()
-            self.proc.wait()
-            return
-        try:
-            send(self.proc.stdin, ("stop",))
-            self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.proc.wait(2)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(2)
+        (self.ev or self.opening).close()
 
 
 class PoolEvaluator(Evaluator):
     """An evaluator plus N - 1 workers sharing its large ``entries`` requests."""
 
-    def __init__(self, jobs: int, job, show_output: bool = False):
-        self.workers = [Worker(job, show_output) for _ in range(max(0, jobs - 1))]
+    def __init__(self, jobs: int, open_worker):
+        self.workers = [Worker(open_worker()) for _ in range(max(0, jobs - 1))]
         self.jobs = len(self.workers) + 1
         self.local = None
         self.retired = 0
         self.used = False
         self._data = None
 
-    def bind(self, local: Evaluator) -> "PoolEvaluator":
-        """The evaluator of this process, which answers everything the workers do not."""
-        self.local = local
+    def bind(self, local: Evaluator, data: tuple) -> "PoolEvaluator":
+        """The main evaluator, which answers everything the workers do not, and the data (X, Y,
+        canonical) it was given."""
+        self.local, self._data = local, data
         self.slots, self.notes, self.warnings = local.slots, local.notes, local.warnings
         return self
 
@@ -186,8 +149,12 @@ class PoolEvaluator(Evaluator):
                 lo, hi = chunks[i]
                 try:
                     done[i] = compute(idx[lo:hi], values[lo:hi])
-                except (EOFError, OSError, pickle.UnpicklingError):  # a worker that died: its chunk goes back
-                    todo.put(i)
+                except BackcheckError as exc:
+                    if compute is not local:
+                        todo.put(i)  # a worker that failed: its chunk goes back, and this process meets it itself
+                        return
+                    failed[i] = exc
+                    stop.set()
                     return
                 except BaseException as exc:  # noqa: BLE001 - raised again below, in chunk order
                     failed[i] = exc
@@ -195,12 +162,7 @@ class PoolEvaluator(Evaluator):
                     return
 
         def remote_compute(w):
-            def compute(ix, vals):
-                kind, value = w.request(("entries", (slot, ix, vals)))
-                if kind == "error":
-                    raise value
-                return value
-            return compute
+            return lambda ix, vals: w.ev.entries(slot, ix, vals)
 
         threads = []
         for w in self.workers:
@@ -216,7 +178,8 @@ class PoolEvaluator(Evaluator):
             t = threading.Thread(target=remote, daemon=True)
             t.start()
             threads.append(t)
-        run(lambda ix, vals: self.local.entries(slot, ix, vals))
+        local = lambda ix, vals: self.local.entries(slot, ix, vals)  # noqa: E731
+        run(local)
         for t in threads:
             t.join()
         if failed:
@@ -225,45 +188,3 @@ class PoolEvaluator(Evaluator):
             if i not in done:
                 done[i] = self.local.entries(slot, idx[lo:hi], values[lo:hi])
         return np.concatenate([done[i] for i in range(n_chunks)])
-
-
-# ---------------------------------------------------------------- the worker side
-
-
-def die_with_parent(parent: int) -> None:
-    """Stop when the process that started us stops (it may be killed at check.timeout)."""
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-    def watch() -> None:
-        import time
-
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    if os.getppid() != parent:
-        os._exit(1)
-    threading.Thread(target=watch, daemon=True).start()
-
-
-class StreamChannel:
-    """The worker's side of its pipes, for ``evaluator.serve``."""
-
-    def __init__(self, inbox, wire):
-        self.inbox, self.wire = inbox, wire
-
-    def recv(self):
-        try:
-            return recv(self.inbox)
-        except EOFError:
-            return None
-
-    def send(self, message) -> None:
-        send(self.wire, message)

@@ -1,14 +1,15 @@
-"""Wires a check together and runs the code under test in a child process.
+"""The pipeline of a check: read the config, open the code under test, judge, name, report.
 
 ``verify(path)`` is the library entry point: it never raises for bad input, it returns a
-``CheckResult`` whose ``error`` says what went wrong. The CLI process never imports user code:
-``run_check`` runs in a spawned child, stopped at ``check.timeout``.
+``CheckResult`` whose ``error`` says what went wrong. The process calling it never imports the
+code under test: that runs in a sandboxed process (``sandbox``) that only evaluates what it is
+asked (``evaluator``); the probing arithmetic, the verdicts, the names of mistakes and the scores
+are computed here, out of the code's reach. The code's time in all is ``check.timeout``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 import traceback
 from dataclasses import dataclass
@@ -24,11 +25,10 @@ from backcheck.evaluator import LocalEvaluator
 from backcheck.gradcheck import (MAX_EXHAUSTIVE, SAMPLE_DIRECTIONS, SAMPLE_ENTRIES, Analytic, Point,
                                  analytic_gradient, check_point, complex_step_support, match_shape,
                                  measure_precision, result_of, transposed_finding)
-from backcheck.parallel import PoolEvaluator, StreamChannel
+from backcheck.parallel import PoolEvaluator
 from backcheck.results import CheckResult, CheckWarning, ErrorInfo, Finding, LayerResult, Method
 from backcheck.spec import Config, load_config
 
-STARTUP_GRACE = 60.0  # seconds a child may take to start and import numpy before the timeout runs
 TRAIN_SHARE = 0.6  # diagnose: the check and the training stop by this share of check.timeout; the rest is
 # left for the line search and the reports, so that a long train.steps ends in a shorter run, not a timeout
 POOL_MIN_SECONDS = 1.0  # --jobs: below this much serial probing, a worker's start-up costs more than it saves
@@ -41,11 +41,14 @@ class Options:
     exhaustive: bool = False  # probe every entry of every parameter (default: large ones are sampled)
     jobs: int = 1  # processes probing entries at once (--exhaustive); each loads the code once
     memory_mb: int | None = None  # address-space limit of the process running the code (grade)
+    user: str | None = None  # run the code as this user when backcheck runs as root ("auto": nobody, if it can)
+    cwd: str | None = None  # the code's working directory (default: its own folder)
     command: str = "verify"  # verify | diagnose (the check, then training with the code's gradients)
 
 
 def verify(path, options: Options = Options(), *, isolate: bool = True) -> CheckResult:
-    """Check the config at ``path``. With ``isolate`` the user's code runs in a child process."""
+    """Check the config at ``path``. With ``isolate`` the user's code runs in a sandboxed process;
+    without, in this one (faster to start, but the code can then reach backcheck)."""
     shown = str(path)
     try:
         config = load_config(path)
@@ -55,9 +58,7 @@ def verify(path, options: Options = Options(), *, isolate: bool = True) -> Check
         mistakes.parse_injections(options.inject, config.network)
     except ConfigError as exc:
         return failed(shown, path, exc)
-    if not isolate:
-        return run_guarded(config, options, shown)
-    return _run_in_child(config, options, shown)
+    return run_guarded(config, options, shown, isolate=isolate)
 
 
 def diagnose_config_path(path, options: Options = Options(), *, isolate: bool = True) -> CheckResult:
@@ -68,8 +69,8 @@ def diagnose_config_path(path, options: Options = Options(), *, isolate: bool = 
 
 
 def verify_config(config: Config, options: Options, shown: str) -> CheckResult:
-    """Check an already-read config in a child process (``backcheck grade`` reads one per submission)."""
-    return _run_in_child(config, options, shown)
+    """Check an already-read config, the code sandboxed (``backcheck grade`` reads one per submission)."""
+    return run_guarded(config, options, shown, isolate=True)
 
 
 def failed(shown: str, path, exc: BackcheckError, name: str | None = None) -> CheckResult:
@@ -79,12 +80,12 @@ def failed(shown: str, path, exc: BackcheckError, name: str | None = None) -> Ch
                        error=ErrorInfo(exc.kind, exc.message, exc.where))
 
 
-def run_guarded(config: Config, options: Options, shown: str, progress=None) -> CheckResult:
-    """run_check with every failure turned into a result (in whichever process runs it)."""
+def run_guarded(config: Config, options: Options, shown: str, progress=None, isolate: bool = True) -> CheckResult:
+    """run_check (or run_diagnose) with every failure turned into a result."""
     try:
         if options.command == "diagnose":
-            return run_diagnose(config, options, shown, progress)
-        return run_check(config, options, shown, progress)
+            return run_diagnose(config, options, shown, progress, isolate)
+        return run_check(config, options, shown, progress, isolate)
     except BackcheckError as exc:
         return failed(shown, config.path, exc, config.name)
     except MemoryError:
@@ -132,9 +133,9 @@ def default_params(config: Config) -> tuple[list, dict]:
     return canon, defaults
 
 
-def prepare(config: Config, options: Options, progress=None, evaluator=None) -> Prepared:
-    """Bind the code (or the reference) behind an evaluator, build the data and attach it.
-    ``evaluator``: one opened elsewhere (a sandboxed process); by default the code is bound here."""
+def prepare(config: Config, options: Options, progress=None, isolate: bool = True) -> Prepared:
+    """Open the code (or the reference) behind an evaluator, build the data and attach it. With
+    ``isolate`` the code is imported and bound in a sandboxed process, else in this one."""
     net = config.network
     progress = progress or (lambda phase: None)
     canon, defaults = default_params(config)
@@ -146,10 +147,11 @@ def prepare(config: Config, options: Options, progress=None, evaluator=None) -> 
         info["reference"] = True
     else:
         layout, targets = config.code.layout, config.code.targets
-        if evaluator is None:
-            progress("import")
-            binding = bind(config, load_code(config.code), defaults)
-            evaluator = LocalEvaluator(binding)
+        progress("import")
+        if isolate:
+            evaluator = open_sandboxed(config, options, defaults)
+        else:
+            evaluator = LocalEvaluator(bind(config, load_code(config.code), defaults))
         info["fixed_lr"] = getattr(evaluator, "fixed_lr", None)
         info["step_name"] = getattr(evaluator, "step_name", "step")
     progress("check")
@@ -161,13 +163,17 @@ def prepare(config: Config, options: Options, progress=None, evaluator=None) -> 
     notes = list(data.notes) + notes
     warnings += [CheckWarning(i, m) for i, m in data.warnings]
     X, Y = data.for_code(layout, targets)
-    evaluator.attach(X, Y, (data.X, data.Y))
+    try:
+        evaluator.attach(X, Y, (data.X, data.Y))
+    except BaseException:
+        evaluator.close()
+        raise
     warnings += [CheckWarning(i, m) for i, m in evaluator.warnings]
     where = config.code.file.name if config.code else str(config.path)
     return Prepared(evaluator, data, orient, layout, notes, warnings, X, Y, where, **info)
 
 
-def run_diagnose(config: Config, options: Options, shown: str, progress=None) -> CheckResult:
+def run_diagnose(config: Config, options: Options, shown: str, progress=None, isolate: bool = True) -> CheckResult:
     """``backcheck diagnose``: the gradient check, then training with the code's own gradients, and
     what the losses, the activations and a line search say (contract section 5)."""
     from dataclasses import replace
@@ -175,7 +181,7 @@ def run_diagnose(config: Config, options: Options, shown: str, progress=None) ->
     from backcheck.diagnose import train
 
     deadline = time.monotonic() + TRAIN_SHARE * config.check.timeout
-    prep = prepare(config, options, progress)
+    prep = prepare(config, options, progress, isolate)
     try:
         checked = _check_prepared(config, options, shown, prep, None)
         if checked.error is not None:
@@ -195,9 +201,9 @@ def run_diagnose(config: Config, options: Options, shown: str, progress=None) ->
                    extra={**checked.extra, "train": training.to_json()})
 
 
-def run_check(config: Config, options: Options, shown: str, progress=None) -> CheckResult:
-    """Bind the code, build the data, compare every parameter's gradients, name the mistakes."""
-    prep = prepare(config, options, progress)
+def run_check(config: Config, options: Options, shown: str, progress=None, isolate: bool = True) -> CheckResult:
+    """Open the code, build the data, compare every parameter's gradients, name the mistakes."""
+    prep = prepare(config, options, progress, isolate)
     # Workers start now, so that they load the code while this process takes the analytic gradient.
     pool = _start_pool(config, options, prep)
     try:
@@ -261,140 +267,130 @@ def _forward_mismatch(net, params_c, data, f0: float, precision) -> CheckWarning
         "of mistakes assume the config's network")
 
 
-# ---------------------------------------------------------------- the child process
-#
-# The child is a fresh interpreter (`python -c "...child_main()"`), not a multiprocessing
-# child: it never re-imports the caller's __main__, so a script calling ``verify`` needs no
-# `if __name__ == "__main__":` guard. The job goes in as a pickle on stdin; progress and the
-# result come back as length-prefixed pickles on a private copy of the child's stdout, while
-# its fds 1 and 2 (what the user's prints reach) go to /dev/null or to our stderr.
+# ---------------------------------------------------------------- the sandboxed code
 
-_CHILD = "from backcheck.runner import child_main; child_main()"
+# What a reply from the sandboxed process may contain besides plain data and arrays.
+ACCEPT = ("backcheck.errors", "backcheck.results", "backcheck.numgrad", "backcheck.binding.params")
+PREIMPORT = ("numpy", "backcheck.evaluator", "backcheck.binding")
 
 
-def child_main() -> None:
-    import pickle
-    import struct
-    import sys
+class Clock:
+    """The code's time: check.timeout in all, counted while the sandboxed process works on a request
+    (the judge's own arithmetic does not count). ``request`` turns the sandbox's failures into the
+    code's errors, saying which request it was."""
 
-    wire = os.fdopen(os.dup(1), "wb")
-    config, options, shown = pickle.load(sys.stdin.buffer)
-    if options.memory_mb:
-        _limit_memory(options.memory_mb)
-    target = os.open(os.devnull, os.O_WRONLY) if not options.show_output else 2
-    os.dup2(target, 1)
-    if not options.show_output:
-        os.dup2(target, 2)
+    def __init__(self, sandbox, config: Config):
+        self.sandbox, self.config = sandbox, config
+        self.budget = config.check.timeout
+        self.used = 0.0
+        self.requests = 0
+        self.losses = 0  # loss evaluations asked for
 
-    def send(message) -> None:
-        data = pickle.dumps(message)
-        wire.write(struct.pack("<Q", len(data)) + data)
-        wire.flush()
+    def __call__(self, message):
+        self.send(message)
+        return self.receive()
 
-    send(("phase", "start"))
-    result = run_guarded(config, options, shown, progress=lambda phase: send(("phase", phase)))
-    send(("result", result))
-    wire.close()
+    def send(self, message) -> None:
+        """Send a request; ``receive`` waits for its reply (another process may work meanwhile)."""
+        self._name = message[0]
+        self.requests += 1
+        if self._name in ("entries", "arrays", "blocks", "complex_losses"):
+            self.losses += len(message[1][1])
+        self._run(lambda left: self.sandbox.send(message, left))
 
+    def receive(self):
+        return self._run(lambda left: self.sandbox.recv(left))
 
-def _limit_memory(mb: int) -> None:
-    """Cap this process's address space: code that runs away with memory gets a MemoryError (its
-    own error) instead of taking the machine down. Not every platform has the limit."""
-    try:
-        import resource
+    def _run(self, io):
+        from backcheck.sandbox import SandboxDied, SandboxTimeout
 
-        limit = mb * 1024 * 1024
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard != resource.RLIM_INFINITY:
-            limit = min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    except (ImportError, ValueError, OSError):
-        pass
+        left = self.budget - self.used
+        if left <= 0:
+            raise self._timeout(self._name)
+        started = time.monotonic()
+        try:
+            return io(left)
+        except SandboxTimeout:
+            raise self._timeout(self._name) from None
+        except SandboxDied as exc:
+            raise self._died(self._name, exc) from None
+        finally:
+            self.used += time.monotonic() - started
 
+    def _timeout(self, phase: str) -> UserCodeError:
+        t = self.budget
+        file = self.config.code.file.name
+        if phase == "open":
+            msg = (f"importing {file} did not finish within {t:g} s: the file runs code when imported (a training "
+                   "loop?). Put the script part under `if __name__ == \"__main__\":` so that importing it only "
+                   "defines functions, or add `import: definitions` to code: in the YAML, or raise check.timeout")
+        elif self.losses > 100 and self.used > 0.5 * t:
+            per = self.used / max(self.losses, 1)
+            msg = (f"the check outgrew check.timeout ({t:g} s): it had asked for {self.losses} loss evaluations, "
+                   f"about {per * 1e3:.2g} ms each in this code. Raise check.timeout, drop --exhaustive, or "
+                   "check on fewer rows (data.rows)")
+        else:
+            msg = (f"the code under test did not finish within {t:g} s (check.timeout); backcheck stopped it "
+                   f"during its {_REQUEST_WORDS.get(phase, phase)}. Is there an endless loop?")
+        return UserCodeError(msg, file, kind="timeout")
 
-def _reader(stream, inbox) -> None:
-    import pickle
-    import struct
-
-    try:
-        while True:
-            head = stream.read(8)
-            if len(head) < 8:
-                break
-            (n,) = struct.unpack("<Q", head)
-            inbox.put(pickle.loads(stream.read(n)))
-    except Exception:  # noqa: BLE001 - a torn message is an ended child
-        pass
-    inbox.put(None)
-
-
-def _run_in_child(config: Config, options: Options, shown: str) -> CheckResult:
-    import pickle
-    import queue
-    import subprocess
-    import sys
-    import threading
-
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    inbox: queue.Queue = queue.Queue()
-    threading.Thread(target=_reader, args=(proc.stdout, inbox), daemon=True).start()
-    errors: list = []
-    threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True).start()
-    try:
-        proc.stdin.write(pickle.dumps((config, options, shown)))
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass
-    phase, deadline = None, time.monotonic() + STARTUP_GRACE
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return _timed_out(config, shown, phase)
-            try:
-                message = inbox.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if message is None:
-                return _died(config, shown, proc, phase, errors)
-            kind, value = message
-            if kind == "result":
-                return value
-            if phase == "start":
-                deadline = time.monotonic() + config.check.timeout  # the code's own time starts
-            phase = value
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(5)
+    def _died(self, phase: str, exc) -> UserCodeError:
+        file = self.config.code.file.name
+        tail = exc.output_tail.strip().splitlines()[-6:] if exc.output_tail else []
+        said = ("; its last output:\n  " + "\n  ".join(tail)) if tail else ""
+        return UserCodeError(f"the process running the code under test {exc.status} during its "
+                             f"{_REQUEST_WORDS.get(phase, phase)}{said}", file)
 
 
-def _timed_out(config: Config, shown: str, phase: str) -> CheckResult:
-    t = config.check.timeout
-    file = config.code.file.name if config.code else str(config.path)
-    if phase == "import":
-        msg = (f"importing {file} did not finish within {t:g} s: the file runs code when imported (a training "
-               "loop?). Put the script part under `if __name__ == \"__main__\":` so that importing it only "
-               "defines functions, or add `import: definitions` to code: in the YAML, or raise check.timeout")
-    else:
-        msg = (f"the code under test did not finish within {t:g} s (check.timeout); backcheck stopped it. "
-               "Is there an endless loop, or is the network too large for the time allowed?")
-    return failed(shown, config.path, UserCodeError(msg, file, kind="timeout"), config.name)
+_REQUEST_WORDS = {"open": "import", "loss": "loss call", "entries": "loss calls of the probes",
+                  "arrays": "loss calls along random directions", "blocks": "loss calls of the search",
+                  "complex_losses": "complex-step loss calls", "gradient": "gradient call",
+                  "step_gradient": "step", "set_values": "parameter update", "attach": "data update"}
 
 
-def _died(config: Config, shown: str, proc, phase, errors) -> CheckResult:
-    proc.wait(5)
-    file = config.code.file.name if config.code else str(config.path)
-    if phase is None:  # backcheck's own child did not start: not the user's fault
-        time.sleep(0.1)
-        tail = (errors[0] if errors else b"").decode(errors="replace")[-2000:]
-        return failed(shown, config.path, InternalError(
-            f"backcheck could not start its worker process (exit code {proc.returncode}); this is a bug in "
-            f"backcheck or a broken installation:\n{tail}"), config.name)
-    return failed(shown, config.path, UserCodeError(
-        f"the process running the code under test ended without a result (exit code {proc.returncode}): "
-        "the code called os._exit, crashed the interpreter, or ran out of memory", file), config.name)
+def open_sandboxed(config: Config, options: Options, defaults: dict, wait: bool = True):
+    """A RemoteEvaluator for the code under test, imported and bound in a sandboxed process. With
+    ``wait`` False the import is under way when this returns: ``ready()`` of what it returns
+    finishes it and gives the evaluator."""
+    from backcheck.sandbox import Limits, Sandbox
+
+    limits = Limits(memory_mb=options.memory_mb, user=options.user, cwd=options.cwd or str(config.code.file.parent),
+                    show_output=options.show_output, preimport=PREIMPORT)
+    sandbox = Sandbox("backcheck.evaluator:serve_code", (config, defaults), limits, accept=ACCEPT)
+    sandbox.start()
+    opening = Opening(sandbox, Clock(sandbox, config))
+    return opening.ready() if wait else opening
+
+
+class Opening:
+    """A sandboxed process importing the code; ``ready()`` waits for it and gives its evaluator."""
+
+    def __init__(self, sandbox, clock: Clock):
+        self.sandbox, self.clock = sandbox, clock
+        try:
+            clock.send(("open", ()))
+        except BaseException:
+            sandbox.close()
+            raise
+
+    def ready(self):
+        from backcheck.evaluator import RemoteEvaluator
+
+        try:
+            kind, value = self.clock.receive()
+            if kind == "error":
+                raise value
+        except BaseException:
+            self.sandbox.close()
+            raise
+        ev = RemoteEvaluator(self.clock, value)
+        ev.notes += self.sandbox.notes
+        ev.close = self.sandbox.close
+        ev.clock = self.clock
+        return ev
+
+    def close(self) -> None:
+        self.sandbox.close()
 
 
 # ---------------------------------------------------------------- probing every parameter
@@ -405,12 +401,13 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
     net = config.network
     data, orient = prep.data, prep.orient
     notes, warnings = prep.notes, prep.warnings
-    ev = prep.evaluator if pool is None else pool.bind(prep.evaluator)
+    ev = prep.evaluator if pool is None else pool.bind(prep.evaluator, (prep.X, prep.Y, (data.X, data.Y)))
     where = prep.where
     seed = config.check.seed
     values = ev.values()
-    started = time.perf_counter()
     f0 = ev.loss()
+    started = time.perf_counter()
+    ev.loss()  # timed warm: the first call pays for the code's own first-time costs
     call_seconds = time.perf_counter() - started
     first = None if ev.uses_step else ev.gradient()
     precision, w = measure_precision(ev, values, f0, first or values, config.check.eps, config.check.tolerance)
@@ -436,6 +433,7 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
             notes.append(f"--jobs {pool.jobs}: the check takes about {serial:.1g} s in one process, less than "
                          "starting workers; no workers were used")
             pool.retire()
+
     def at(vals, name):
         return read(vals, ev.loss(), None if ev.uses_step else ev.gradient(), name)[0]
 
@@ -695,7 +693,8 @@ def _start_pool(config: Config, options: Options, prep):
     The reference network (no code:) is probed in one stacked pass and needs no workers."""
     if not options.exhaustive or options.jobs <= 1 or prep.reference:
         return None
-    return PoolEvaluator(options.jobs, (config, options), options.show_output)
+    _, defaults = default_params(config)
+    return PoolEvaluator(options.jobs, lambda: open_sandboxed(config, options, defaults, wait=False))
 
 
 def _choose_method(asked: str, point, precision, notes: list):
@@ -759,25 +758,3 @@ def _probe_notes(config: Config, options: Options, results: dict, method: str, p
         notes.append(f"{pool.retired} worker(s) did not reproduce this process's loss bit for bit "
                      "(nondeterministic code?) and were not used")
     return notes
-
-
-def worker_main() -> None:
-    """A --jobs worker (see backcheck.parallel): load the code once, then evaluate what it is sent."""
-    import sys
-
-    from backcheck import parallel
-    from backcheck.evaluator import serve
-
-    inbox = sys.stdin.buffer
-    wire = os.fdopen(os.dup(1), "wb")
-    _, (config, options), parent = parallel.recv(inbox)
-    parallel.die_with_parent(parent)
-    target = os.open(os.devnull, os.O_WRONLY) if not options.show_output else 2
-    os.dup2(target, 1)
-    if not options.show_output:
-        os.dup2(target, 2)
-    try:
-        prep = prepare(config, options)
-    except Exception:  # noqa: BLE001 - the parent meets the same failure itself and reports it
-        return
-    serve(StreamChannel(inbox, wire), prep.evaluator)

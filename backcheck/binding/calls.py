@@ -36,6 +36,8 @@ def user_where(exc: BaseException, path: Path) -> str:
 class Caller:
     """Calls user functions with numpy's global random state reseeded (dropout masks repeat)."""
 
+    interrupts_are_code = False  # True in the sandboxed process, where no terminal can send one
+
     def __init__(self, path: Path, seed: int):
         self.path = path
         self.seed = seed
@@ -45,12 +47,15 @@ class Caller:
         np.random.seed(self.seed)
         try:
             return fn(*args, **kwargs)
-        except (KeyboardInterrupt, SystemExit) as exc:
+        except SystemExit as exc:
             what = what() if callable(what) else what
-            if isinstance(exc, SystemExit):
-                raise UserCodeError(f"{what} called sys.exit({exc.code})", self.path.name) from None
-            raise
-        except Exception as exc:  # noqa: BLE001
+            raise UserCodeError(f"{what} called sys.exit({exc.code})", user_where(exc, self.path)) from None
+        except KeyboardInterrupt as exc:
+            if not self.interrupts_are_code:
+                raise  # Ctrl-C in a notebook or a terminal stops the check
+            what = what() if callable(what) else what
+            raise UserCodeError(f"{what} raised KeyboardInterrupt", user_where(exc, self.path)) from None
+        except BaseException as exc:  # noqa: BLE001 - Exception, GeneratorExit, the code's own BaseException
             what = what() if callable(what) else what
             raise UserCodeError(f"{what} raised {describe(exc)}", user_where(exc, self.path)) from None
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backcheck.binding.calls import describe, user_where
+from backcheck.binding.calls import Caller, describe, user_where
 from backcheck.errors import UserCodeError
 
 
@@ -105,7 +105,7 @@ def _exec_module(path: Path, name: str, folder: str | None, mode: str, notes: li
         where = f"{Path(exc.filename or path).name}:{exc.lineno}"
         raise UserCodeError(f"the file does not compile: SyntaxError: {exc.msg}", where) from None
     except BaseException as exc:  # noqa: BLE001 - whatever the import raised is the user's error
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(exc, KeyboardInterrupt) and not Caller.interrupts_are_code:
             raise
         raise UserCodeError(f"importing the file raised {describe(exc)}", user_where(exc, path)) from None
     return module
