@@ -80,6 +80,7 @@ class LocalEvaluator(Evaluator):
         self.notes = binding.notes
         self.warnings = binding.warnings
         self._reference = getattr(binding, "perturbed", None)  # backcheck's network: stacked evaluation
+        self.calls = 0  # loss evaluations so far
         self.fixed_lr = getattr(binding, "fixed_lr", None)
         self.step_name = getattr(binding, "step_name", "step")
         self._live = binding.arrays()
@@ -115,9 +116,16 @@ class LocalEvaluator(Evaluator):
 
     # -- losses
     def loss(self) -> float:
-        return self.binding.loss()
+        self.calls += 1
+        try:
+            return self.binding.loss()
+        except UserCodeError as exc:
+            if exc.kind != "nan":
+                raise
+            raise UserCodeError(f"{exc.message} (call {self.calls} of the loss)", exc.where, kind="nan") from None
 
     def _loss(self) -> float:
+        self.calls += 1
         return self.binding.loss(finite=False)
 
     def entries(self, slot, idx, values) -> np.ndarray:
@@ -241,13 +249,42 @@ def serve(channel, evaluator: LocalEvaluator, check=None) -> None:
             value = getattr(evaluator, name)(*args)
             if check is not None:
                 check()
-            channel.send(("ok", value))
+            reply = ("ok", value)
         except BackcheckError as exc:
-            channel.send(("error", exc))
-        except Exception as exc:  # noqa: BLE001 - a bug in backcheck: the judge reports it
-            import traceback
+            reply = ("error", exc)
+        except BaseException as exc:  # noqa: BLE001 - the code's (raised in its files) or backcheck's
+            reply = ("error", _blame(exc, evaluator, name))
+        channel.send(reply)
 
-            channel.send(("error", InternalError(f"the evaluator failed: {exc}\n{traceback.format_exc()}")))
+
+def _blame(exc: BaseException, evaluator, request: str) -> BackcheckError:
+    """An exception that escaped a request: the code's when it was raised in the code's files (a
+    property, a dict subclass, an __eq__ of its own), else a bug in backcheck."""
+    import traceback
+    from pathlib import Path
+
+    from backcheck.binding.calls import describe, user_where
+
+    code = getattr(getattr(evaluator, "binding", None), "code", None)
+    if code is not None:
+        folder = code.file.parent.resolve()
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            try:
+                inside = folder in Path(frame.filename).resolve().parents
+            except OSError:
+                inside = False
+            if inside:
+                return UserCodeError(f"the code raised {describe(exc)} while backcheck read its objects "
+                                     f"({_REQUEST_WORDS.get(request, request)})", user_where(exc, code.file))
+    if isinstance(exc, KeyboardInterrupt):
+        return UserCodeError(f"the code raised KeyboardInterrupt ({_REQUEST_WORDS.get(request, request)})")
+    return InternalError(f"the evaluator failed: {describe(exc)}\n{traceback.format_exc()}")
+
+
+_REQUEST_WORDS = {"loss": "its loss", "entries": "loss calls of the probes", "arrays": "loss calls along directions",
+                  "blocks": "loss calls of the search", "complex_losses": "complex-step loss calls",
+                  "gradient": "its gradients", "step_gradient": "its step", "set_values": "setting the parameters",
+                  "attach": "setting the data", "values": "reading the parameters"}
 
 
 class RemoteEvaluator(Evaluator):

@@ -405,7 +405,13 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
     where = prep.where
     seed = config.check.seed
     values = ev.values()
-    f0 = ev.loss()
+    try:
+        f0 = ev.loss()
+    except UserCodeError as exc:
+        if exc.kind != "nan":
+            raise
+        raise UserCodeError(f"{exc.message.replace(' (call 1 of the loss)', '')} at the starting parameters",
+                            exc.where, kind="nan") from None
     started = time.perf_counter()
     ev.loss()  # timed warm: the first call pays for the code's own first-time costs
     call_seconds = time.perf_counter() - started

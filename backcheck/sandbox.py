@@ -47,6 +47,7 @@ TAIL_BYTES = 4096  # output kept for error messages
 CLOSE_WAIT = 2.0  # seconds close() waits for the supervisor's report before killing it
 PIPE_EOF_WAIT = 1.0  # after the evaluator's pipe closes: how long its end is waited for
 MAX_REPLY = 1 << 28  # bytes: a longer reply is refused before it is read (256 MB)
+PIPE_GONE = 75  # the evaluator's exit code when the code closed the evaluator's own pipe
 _HEAD = struct.Struct("<IQ")  # out-of-band buffers, pickle bytes
 _IOV_MAX = 512
 _PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
@@ -205,11 +206,20 @@ class Channel:
             data, buffers = self._reader.read()
         except EOFError:
             return None
+        except OSError as exc:
+            raise ChannelGone(exc) from None
         return pickle.loads(data, buffers=buffers)
 
     def send(self, message) -> None:
         if os.getpid() == self._pid:
-            _write_all(self._w, _frame(message))
+            try:
+                _write_all(self._w, _frame(message))
+            except OSError as exc:
+                raise ChannelGone(exc) from None
+
+
+class ChannelGone(Exception):
+    """The evaluator's own end of the pipe is gone: the code closed file descriptors it did not open."""
 
 
 # ---------------------------------------------------------------- the caller's side
@@ -510,6 +520,9 @@ class Sandbox:
             said = f"was killed by {_signal_name(report['signal'])}"
         elif notes:
             said = notes[-1]
+        elif report["exit"] == PIPE_GONE:
+            said = ("closed backcheck's pipe: the code closed file descriptors it did not open "
+                    "(os.close or os.closerange?)")
         else:
             said = f"ended with exit code {report['exit']}"
         if self._why:  # e.g. it closed the pipe, then ended
@@ -1016,6 +1029,8 @@ def _evaluate(config: dict, note_w: int) -> None:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
         note.write(f"ended with exit code {code} (SystemExit)")
+    except ChannelGone:
+        code = PIPE_GONE  # its notes may have gone with the pipe: the exit code says it
     except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt and friends too
         note.write(f"raised {type(exc).__name__}: {exc}" if str(exc) else f"raised {type(exc).__name__}")
         _print_exception()

@@ -89,8 +89,7 @@ def as_loss(value, what, where: str, finite: bool = True) -> float:
                             "loss", where, kind="contract")
     out = float(arr.reshape(-1)[0].real)
     if finite and not np.isfinite(out):
-        raise UserCodeError(f"{what} returned {out}: the loss is not finite at the starting parameters",
-                            where, kind="nan")
+        raise UserCodeError(f"{what} returned {out}: the loss is not finite", where, kind="nan")
     return out
 
 

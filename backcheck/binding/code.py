@@ -49,14 +49,17 @@ class CodeBinding(Binding):
         elif code.model is None and self.chain is None:
             self.scope["params"] = self._created_params(default_params)
         self.live = {}
+        self.originals = {}  # slot -> the code's own object, where backcheck put a float copy in its place
         for s in self.slots:
             arr = self._resolve_param(s, "binding")
             if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.floating) \
                     or not arr.flags.writeable:
+                self.originals[s] = arr
                 arr = np.array(arr, dtype=arr.dtype if isinstance(arr, np.ndarray) and
                                np.issubdtype(arr.dtype, np.floating) else np.float64)
                 self._assign(s, arr)
             self.live[s] = arr
+        self.initial = {s: a.copy() for s, a in self.live.items()}
         self.fixed_lr = self._fixed_lr()
         self.copy_inputs = False  # becomes True once the code writes into X or Y
         self.canonical = None  # (X, Y) in backcheck's layout, for loss: spec
@@ -533,6 +536,17 @@ class CodeBinding(Binding):
         old, self.live[slot] = self.live[slot], arr
         self._assign(slot, arr)
         return old
+
+    def close(self) -> None:
+        """Leave the code's objects as they were: its own arrays (an int64 array stays that object, a
+        read-only array stays read-only) back at their places, with their values bit for bit."""
+        for s, arr in self.live.items():
+            np.copyto(arr, self.initial[s])
+        for s, original in self.originals.items():
+            try:
+                self._assign(s, original)
+            except (UserCodeError, ConfigError, AttributeError, KeyError, IndexError, TypeError):
+                pass
 
     def _rebind(self) -> None:
         """Code may rebind its arrays: put backcheck's live arrays back at their paths."""
