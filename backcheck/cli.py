@@ -87,11 +87,15 @@ def grade(submissions: str, config: str, json_path, junit_path, gradescope_path,
     from backcheck.grade import GradeOptions, grade as run, write_outputs
 
     err = render.console(no_color, stderr=True)
+    outputs = {"json": json_path, "junit": junit_path, "gradescope": gradescope_path, "csv": csv_path}
     try:
         result = run(config, submissions, GradeOptions(jobs=jobs, timeout=timeout, memory_mb=memory_mb),
                      progress=lambda s, done, total: err.print(f"[{done}/{total}] {s.name}: {s.status}",
-                                                               highlight=False))
+                                                               highlight=False), outputs=outputs)
         write_outputs(result, json_path, junit_path, gradescope_path, csv_path)
+    except KeyboardInterrupt:  # nothing was written: the outputs come after every submission
+        err.print("interrupted: no output was written", highlight=False)
+        sys.exit(130)
     except ConfigError as exc:
         err.print(f"error: {exc}", highlight=False, soft_wrap=True)
         sys.exit(int(ExitCode.USAGE))

@@ -1,9 +1,12 @@
 """`backcheck grade`: one assignment config, many submissions, one verdict each (contract section 6).
 
-Every submission runs ``verify`` in its own child process with the config's time limit and a
-memory limit; what one submission does (crash, hang, exhaust memory) is its own result and the
-batch goes on. Scores are per layer: a layer scores when all of its gradients agree and no
-finding blames it. The writers (JSON, JUnit XML, Gradescope, CSV) write a whole file or none.
+Every submission's code runs in a fresh copy of its folder, in its own sandboxed process with the
+config's time limit and a memory limit (and, when grading as root, as an unprivileged user); the
+judging runs here. What one submission does (crash, hang, exhaust memory, write elsewhere, start
+processes) is its own result and the batch goes on. Scores are per layer: a layer scores when all
+of its gradients agree and no finding blames it. The output paths are checked before the first
+submission runs; the writers (JSON, JUnit XML, Gradescope, CSV) write a whole regular file or none,
+with the user's umask, and never replace a symlink or a device.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import tempfile
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from backcheck import __version__
-from backcheck.errors import ConfigError
+from backcheck.errors import ConfigError, UserCodeError
 from backcheck.results import OK, CheckResult, ExitCode
 from backcheck.runner import Options, failed, verify_config
 from backcheck.spec import Config, load_config
@@ -31,6 +35,7 @@ class GradeOptions:
     timeout: float | None = None  # seconds per submission; None: the config's check.timeout
     memory_mb: int | None = 4096  # address-space limit of each submission's process; None: none
     points_per_layer: float = 1.0
+    user: str | None = "auto"  # grading as root: the code runs as this user ("auto": nobody, when it can)
 
 
 @dataclass(frozen=True)
@@ -88,9 +93,10 @@ class Grade:
 
 
 def grade(config_path: str | Path, submissions_dir: str | Path, options: GradeOptions = GradeOptions(),
-          progress=None) -> Grade:
+          progress=None, outputs: dict | None = None) -> Grade:
     """Check every submission against the assignment config. Raises ConfigError (exit 2) for a bad
-    config or submissions folder; a submission's own problems are its result."""
+    config, submissions folder or output path (``outputs``: {"json": path, ...}, checked before the
+    first submission runs); a submission's own problems are its result."""
     config_path, submissions_dir = Path(config_path), Path(submissions_dir)
     base = load_config(config_path, require_code=False)
     if base.code is None:
@@ -101,18 +107,21 @@ def grade(config_path: str | Path, submissions_dir: str | Path, options: GradeOp
     folders = find_submissions(submissions_dir, base.code.file_given)
     if not folders:
         raise ConfigError(f"no submissions: no sub-folders and no {base.code.file_given} here", str(submissions_dir))
+    check_outputs(outputs or {}, len(folders))
     progress = progress or (lambda name, done, total: None)
     done = []
+    with tempfile.TemporaryDirectory(prefix="backcheck-grade-") as work:
+        os.chmod(work, 0o711)  # another user may traverse it to its own copy, not list the others
 
-    def one(folder: Path) -> Submission:
-        sub = _grade_one(config_path, folder, submissions_dir, options, len(base.network.layers),
-                         base.network)
-        done.append(sub)
-        progress(sub, len(done), len(folders))
-        return sub
+        def one(item) -> Submission:
+            i, folder = item
+            sub = _grade_one(config_path, folder, submissions_dir, options, base.network, Path(work) / str(i))
+            done.append(sub)
+            progress(sub, len(done), len(folders))
+            return sub
 
-    with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-        submissions = tuple(pool.map(one, folders))  # each runs in a child process: threads suffice
+        with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+            submissions = tuple(pool.map(one, enumerate(folders)))  # the code runs in sandboxes: threads suffice
     return Grade(str(config_path), submissions)
 
 
@@ -124,17 +133,72 @@ def find_submissions(root: Path, code_file: str) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
 
 
-def _grade_one(config_path: Path, folder: Path, root: Path, options: GradeOptions, n_layers: int,
-               net) -> Submission:
+def _grade_one(config_path: Path, folder: Path, root: Path, options: GradeOptions, net, work: Path) -> Submission:
+    from backcheck import sandbox
+
     name = folder.name if folder != root else root.resolve().name
     shown = f"{config_path} [{name}]"
+    copy = work / "submission"
     try:
-        config = load_config(config_path, code_base=folder)
+        # A fresh copy: what the code writes stays there; links are copied as links, never followed.
+        shutil.copytree(folder, copy, symlinks=True)
+    except (OSError, shutil.Error) as exc:
+        result = failed(shown, config_path, UserCodeError(f"the submission folder cannot be copied: {exc}",
+                                                          str(folder)), name)
+        return Submission(name, folder, result, _layer_tests(result, net, options.points_per_layer))
+    who, _ = sandbox.credentials(options.user)
+    if who is not None:
+        _hand_over(work, copy, *who)
+    try:
+        config = load_config(config_path, code_base=copy)
     except ConfigError as exc:  # a missing code file is the submission's
         result = failed(shown, config_path, exc, name)
-    else:
-        result = verify_config(_limited(config, options), Options(memory_mb=options.memory_mb), shown)
+    else:  # noqa: SIM108
+        result = verify_config(_limited(config, options),
+                               Options(memory_mb=options.memory_mb, user=options.user, cwd=str(copy)), shown)
+    result = _in_folder(result, copy, folder)
     return Submission(name, folder, result, _layer_tests(result, net, options.points_per_layer))
+
+
+def _in_folder(result: CheckResult, copy: Path, folder: Path) -> CheckResult:
+    """Messages name the submission's own folder, not the copy its code ran in."""
+    if result.error is None:
+        return result
+    fix = lambda text: text.replace(str(copy.resolve()), str(folder)).replace(str(copy), str(folder)) \
+        if text else text  # noqa: E731
+    return replace(result, error=replace(result.error, message=fix(result.error.message), where=fix(result.error.where)))
+
+
+def _hand_over(work: Path, copy: Path, uid: int, gid: int) -> None:
+    """The copy belongs to the user the code runs as: it may write there, and nowhere else of ours."""
+    os.chown(work, uid, gid)
+    for folder, dirs, files in os.walk(copy):
+        for item in [folder] + [os.path.join(folder, f) for f in dirs + files]:
+            os.lchown(item, uid, gid)
+
+
+def check_outputs(outputs: dict, submissions: int) -> None:
+    """Every output path can be written as a regular file, before any submission runs (ConfigError)."""
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        text = str(path)
+        if flag == "gradescope" and "{submission}" not in text and submissions != 1:
+            raise ConfigError(f"--gradescope writes one results.json per submission: with {submissions} "
+                              "submissions put {submission} in the path (e.g. out/{submission}.json)", text)
+        _writable(Path(text.replace("{submission}", "submission")), f"--{flag}")
+
+
+def _writable(path: Path, flag: str) -> None:
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        kind = "a symlink" if path.is_symlink() else "a folder" if path.is_dir() else "a device or other special file"
+        raise ConfigError(f"{flag}: {path} is {kind}; backcheck writes only regular files and never replaces "
+                          "anything else", str(path))
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag}: cannot write in {parent}", str(path))
 
 
 def _limited(config: Config, options: GradeOptions) -> Config:
@@ -242,6 +306,12 @@ def to_gradescope(s: Submission) -> str:
     }, indent=2) + "\n"
 
 
+def _umask() -> int:
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
 def _write_gradescope(g: Grade, pattern: str) -> None:
     """One results.json per submission: the path may hold {submission}; without it, one submission only."""
     if "{submission}" not in pattern and len(g.submissions) != 1:
@@ -252,12 +322,15 @@ def _write_gradescope(g: Grade, pattern: str) -> None:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: readers never see half a file."""
+    """Write via a temporary file in the same folder and rename: readers never see half a file. The
+    file gets the permissions the user's umask gives; a symlink or special file is never replaced."""
+    _writable(path, "output")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -566,6 +566,13 @@ def _signal_name(n: int) -> str:
 # ---------------------------------------------------------------- who runs the code
 
 
+def credentials(user: str | None, cwd: str | None = None) -> tuple:
+    """((uid, gid) the code would run as, or None for no change; notes saying why not), for a caller
+    that prepares files for that user (``grade`` hands each submission's copy to it)."""
+    notes: list = []
+    return _resolve_user(Limits(user=user, cwd=cwd), notes), notes
+
+
 def _resolve_user(limits: Limits, notes: list):
     """(uid, gid) to drop to in the evaluator, or None; why not goes into ``notes``."""
     if limits.user is None:

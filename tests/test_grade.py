@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CLASS = ROOT / "samples" / "submissions" / "class"
 CONFIG = ROOT / "samples" / "submissions" / "assignment.yaml"
 EXPECTED = {"alice": ("ok", 2), "bob": ("wrong", 1), "carol": ("timeout", 0), "dave": ("config", 0),
-            "erin": ("exception", 0), "frank": ("wrong", 0)}
+            "erin": ("exception", 0), "frank": ("wrong", 0), "gina": ("wrong", 0), "hank": ("exception", 0),
+            "ivan": ("ok", 2), "judy": ("ok", 2), "ken": ("exception", 0)}
 
 
 def _grade():
@@ -38,7 +39,8 @@ def test_cli_writes_every_output(tmp_path):
         "--json", str(out["json"]), "--junit", str(out["xml"]), "--csv", str(out["csv"]),
         "--gradescope", str(tmp_path / "gs" / "{submission}.json")])
     assert result.exit_code == 0, result.output
-    assert "6 submissions: 2 wrong, 1 config, 1 exception, 1 ok, 1 timeout; 3 of 12 layer points" in result.output
+    assert "11 submissions: 3 exception, 3 ok, 3 wrong, 1 config, 1 timeout; 7 of 22 layer points" in \
+        " ".join(result.output.split())
 
     data = json.loads(out["json"].read_text())
     subs = {s["submission"]: s for s in data["submissions"]}
@@ -48,7 +50,7 @@ def test_cli_writes_every_output(tmp_path):
     assert subs["carol"]["error"]["kind"] == "timeout" and subs["alice"]["score"] == 2
 
     suites = ET.parse(out["xml"]).getroot()
-    assert (suites.get("tests"), suites.get("failures"), suites.get("errors")) == ("12", "3", "6")
+    assert (suites.get("tests"), suites.get("failures"), suites.get("errors")) == ("22", "5", "10")
 
     rows = {r["submission"]: r for r in csv.DictReader(out["csv"].open())}
     assert rows["frank"]["findings"] == "scale/batch-sum" and rows["erin"]["status"] == "exception"
@@ -86,3 +88,57 @@ def test_usage_errors_exit_2_and_write_nothing(tmp_path):
                                         "--gradescope", str(tmp_path / "results.json")])
     assert several.exit_code == 2 and "{submission}" in several.output
     assert not out.exists()
+
+
+def test_hostile_submissions_reach_neither_the_grader_nor_each_other(tmp_path):
+    """gina patches backcheck from inside, hank kills its parents, ivan overwrites alice's file,
+    judy starts daemons, ken eats memory: each gets its own verdict, the rest are graded."""
+    before = (CLASS / "alice" / "mlp.py").read_bytes()
+    g = _grade()
+    by = {s.name: s for s in g.submissions}
+    assert [f.id for f in by["gina"].result.findings if f.severity == "error"] == ["scale/sign"]
+    assert "supervisor" in by["hank"].result.error.message
+    assert "MemoryError" in by["ken"].result.error.message
+    assert (CLASS / "alice" / "mlp.py").read_bytes() == before
+    assert not (CLASS / "grades.csv").exists()
+    from tests_helpers import marked_processes  # noqa: PLC0415
+
+    assert marked_processes() == []
+
+
+def test_output_paths_are_checked_before_anything_runs(tmp_path):
+    target = tmp_path / "real.json"
+    target.write_text("keep")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    for path, says in ((link, "regular file"), (Path("/dev/full"), "regular file"), (tmp_path, "directory")):
+        r = CliRunner().invoke(main, ["grade", str(CLASS), "--config", str(CONFIG), "--json", str(path)])
+        assert r.exit_code == 2 and says in r.output, r.output
+        assert "[1/" not in r.output  # no submission ran
+    assert target.read_text() == "keep" and link.is_symlink()
+
+
+def test_outputs_get_the_users_umask(tmp_path):
+    import os
+
+    shutil.copy(CLASS / "alice" / "mlp.py", tmp_path / "mlp.py")
+    old = os.umask(0o027)
+    try:
+        r = CliRunner().invoke(main, ["grade", str(tmp_path), "--config", str(CONFIG), "--json",
+                                      str(tmp_path / "g.json"), "--no-color"])
+    finally:
+        os.umask(old)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "g.json").stat().st_mode & 0o777 == 0o640
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(tmp_path, monkeypatch):
+    import backcheck.grade
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backcheck.grade, "grade", interrupted)
+    out = tmp_path / "g.json"
+    r = CliRunner().invoke(main, ["grade", str(CLASS), "--config", str(CONFIG), "--json", str(out)])
+    assert r.exit_code == 130 and not out.exists()
