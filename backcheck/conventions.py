@@ -120,13 +120,17 @@ def explain(net, params, X: np.ndarray, Y: np.ndarray, analytic: dict, numeric: 
 
 
 def _models(q: np.ndarray):
-    """(kind, eps, weights) for every stabiliser that changes some example's gradient."""
+    """(kind, eps, weights) for every stabiliser that changes some example's gradient: the epsilons
+    of EPS_GRID (every round power of ten students write, and the quarter decades between) for both
+    kinds, and for a clip also just above and below each example's q (where the flat region starts)."""
     for eps in EPS_GRID:
         yield "epsilon", eps, q / (q + eps)
-    for eps in sorted(set(np.round(np.concatenate([q.ravel(), 1 - q.ravel()]), 300).tolist())):
-        if 0 < eps < 0.5:
-            for e in (eps * (1 + 1e-9), eps * (1 - 1e-9)):  # just above and below an example's q
-                yield "clip", e, ((q >= e) & (q <= 1 - e)).astype(float)
+    clips = set(EPS_GRID.tolist())
+    for v in np.concatenate([q.ravel(), 1 - q.ravel()]).tolist():
+        if 0 < v < 0.5:
+            clips.update((v * (1 + 1e-9), v * (1 - 1e-9)))
+    for e in sorted(clips):
+        yield "clip", e, ((q >= e) & (q <= 1 - e)).astype(float)
 
 
 def _loss_matches(net, params, q, kind, eps, value, X) -> bool:

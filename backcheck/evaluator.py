@@ -28,6 +28,8 @@ class Evaluator:
     slots: list
     notes: list
     warnings: list  # (id, message)
+    loss_calls = 0  # evaluations of the code's loss so far (each value of a batch request is one)
+    gradient_calls = 0  # calls of the code's gradients or step
 
     def values(self) -> dict:
         raise NotImplementedError
@@ -80,7 +82,6 @@ class LocalEvaluator(Evaluator):
         self.notes = binding.notes
         self.warnings = binding.warnings
         self._reference = getattr(binding, "perturbed", None)  # backcheck's network: stacked evaluation
-        self.calls = 0  # loss evaluations so far
         self.fixed_lr = getattr(binding, "fixed_lr", None)
         self.step_name = getattr(binding, "step_name", "step")
         self._live = binding.arrays()
@@ -116,22 +117,24 @@ class LocalEvaluator(Evaluator):
 
     # -- losses
     def loss(self) -> float:
-        self.calls += 1
+        self.loss_calls += 1
         try:
             return self.binding.loss()
         except UserCodeError as exc:
             if exc.kind != "nan":
                 raise
-            raise UserCodeError(f"{exc.message} (call {self.calls} of the loss)", exc.where, kind="nan") from None
+            raise UserCodeError(f"{exc.message} (call {self.loss_calls} of the loss)", exc.where,
+                                kind="nan") from None
 
     def _loss(self) -> float:
-        self.calls += 1
+        self.loss_calls += 1
         return self.binding.loss(finite=False)
 
     def entries(self, slot, idx, values) -> np.ndarray:
         idx = np.asarray(idx, dtype=np.intp)
         x = self.binding.arrays()[slot]
         if self._reference is not None:
+            self.loss_calls += len(idx)
             steps = np.asarray(values, dtype=F64) - x.reshape(-1)[idx].astype(F64)
             return np.real(self._reference(slot, idx, steps)).astype(F64)
         flat = x.reshape(-1) if x.flags.c_contiguous else x.flat
@@ -175,6 +178,7 @@ class LocalEvaluator(Evaluator):
     def complex_losses(self, slot, idx, steps) -> list:
         idx = np.asarray(idx, dtype=np.intp)
         if self._reference is not None:
+            self.loss_calls += len(idx)
             return list(self._reference(slot, idx, 1j * np.asarray(steps, dtype=F64)))
         import warnings
 
@@ -194,6 +198,7 @@ class LocalEvaluator(Evaluator):
                     orig = flat[i]
                     try:
                         flat[i] = orig + 1j * h
+                        self.loss_calls += 1
                         out.append(_plain_number(self.binding.raw_loss()))
                     finally:
                         flat[i] = orig
@@ -203,9 +208,11 @@ class LocalEvaluator(Evaluator):
 
     # -- gradients
     def gradient(self) -> dict:
+        self.gradient_calls += 1
         return dict(self.binding.analytic())
 
     def step_gradient(self, lr: float) -> dict:
+        self.gradient_calls += 1
         return dict(self.binding.step_gradient(lr))
 
     def close(self) -> None:
@@ -302,10 +309,10 @@ class RemoteEvaluator(Evaluator):
         self.loss_dtype = np.dtype(description["loss_dtype"])
         self.fixed_lr = description["fixed_lr"]
         self.step_name = description["step_name"]
-        self.calls = 0  # requests made: for messages ("the 5th call")
+        self.requests = 0
 
     def _call(self, name: str, *args):
-        self.calls += 1
+        self.requests += 1
         kind, value = self._request((name, args))
         if kind == "error":
             raise value
@@ -327,24 +334,31 @@ class RemoteEvaluator(Evaluator):
         return self._uses_step
 
     def loss(self) -> float:
+        self.loss_calls += 1
         return self._call("loss")
 
     def entries(self, slot, idx, values) -> np.ndarray:
+        self.loss_calls += len(idx)
         return self._call("entries", slot, idx, values)
 
     def arrays(self, slot, arrays: list) -> np.ndarray:
+        self.loss_calls += len(arrays)
         return self._call("arrays", slot, arrays)
 
     def blocks(self, slot, idx_list: list, val_list: list) -> np.ndarray:
+        self.loss_calls += len(idx_list)
         return self._call("blocks", slot, idx_list, val_list)
 
     def complex_losses(self, slot, idx, steps) -> list:
+        self.loss_calls += len(idx)
         return self._call("complex_losses", slot, idx, steps)
 
     def gradient(self) -> dict:
+        self.gradient_calls += 1
         return self._call("gradient")
 
     def step_gradient(self, lr: float) -> dict:
+        self.gradient_calls += 1
         return self._call("step_gradient", lr)
 
 

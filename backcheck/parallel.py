@@ -70,6 +70,14 @@ class PoolEvaluator(Evaluator):
         self.slots, self.notes, self.warnings = local.slots, local.notes, local.warnings
         return self
 
+    @property
+    def loss_calls(self) -> int:
+        return self.local.loss_calls + sum(w.ev.loss_calls for w in self.workers if w.ev is not None)
+
+    @property
+    def gradient_calls(self) -> int:
+        return self.local.gradient_calls + sum(w.ev.gradient_calls for w in self.workers if w.ev is not None)
+
     def retire(self) -> None:
         """No workers after all (the check is too short for them to pay off)."""
         for w in self.workers:

@@ -171,10 +171,12 @@ class Method:
     mode: str = "default"  # default (large parameters sampled) | exhaustive (every entry)
     seed: int | None = None  # of the random directions and sampled entries
     jobs: int = 1  # processes that probed entries
+    loss_calls: int = 0  # evaluations of the code's loss the check made
+    gradient_calls: int = 0  # calls of its gradients (or steps)
 
     def to_json(self) -> dict:
         return {"name": self.name, "eps": self.eps, "dtype": self.dtype, "mode": self.mode, "seed": self.seed,
-                "jobs": self.jobs}
+                "jobs": self.jobs, "loss_calls": self.loss_calls, "gradient_calls": self.gradient_calls}
 
 
 @dataclass(frozen=True)

@@ -500,7 +500,7 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
     return CheckResult(
         config=shown, name=config.name,
         method=Method(checked.method, precision.eps, precision.dtype, "exhaustive" if options.exhaustive else "default",
-                      seed, pool.jobs if pool is not None and pool.used else 1),
+                      seed, pool.jobs if pool is not None and pool.used else 1, ev.loss_calls, ev.gradient_calls),
         layers=tuple(layers), findings=tuple(mistakes.ordered(findings)), warnings=tuple(warnings),
         notes=tuple(notes + ev.notes))
 

@@ -3,8 +3,11 @@
 Builds 784-H-10 tanh MLPs (batch 32, float64) of about 1k, 13k, 51k and 200k parameters as
 correct student-style code in a temporary folder (plus a YAML for each), and times:
 
-- backcheck default mode (library call in this process; also the CLI, which adds a child process),
-- backcheck --exhaustive with 1 and 2 jobs (and how much of it is the code's own loss calls),
+- backcheck default mode (library call in this process, the code in its sandboxed process as users
+  run it; also the whole CLI process),
+- backcheck --exhaustive with 1 and 2 jobs, and how much of that is the code's own loss calls,
+- one loss call through backcheck's evaluator (a batched request to the sandboxed process: IPC,
+  the binding, the in-place perturbation) against a bare call of the same loss,
 - a naive per-entry central-difference loop over every entry,
 - torch.autograd.gradcheck, exhaustive and fast_mode, when torch is importable
   (`pip install torch==2.13.0` for the run; backcheck itself never needs torch),
@@ -41,11 +44,7 @@ SIZES = {"1k": 1, "13k": 16, "51k": 64, "200k": 256}  # hidden width H of 784-H-
 BATCH = 32
 SLOW = ("exhaustive, 1 job", "exhaustive, 2 jobs", "naive loop", "gradcheck exhaustive")
 
-STUDENT = '''import time
-
-import numpy as np
-
-LOSS_TIME = [0.0, 0]  # seconds inside loss() and calls: the benchmark reads it to separate overheads
+STUDENT = '''import numpy as np
 
 
 def init_params(seed=0):
@@ -67,11 +66,7 @@ def bare_loss(params, X, Y):
 
 
 def loss(params, X, Y):
-    t = time.perf_counter()
-    value = bare_loss(params, X, Y)
-    LOSS_TIME[0] += time.perf_counter() - t
-    LOSS_TIME[1] += 1
-    return value
+    return bare_loss(params, X, Y)
 
 
 def gradients(params, X, Y):
@@ -108,63 +103,23 @@ def write_program(folder: Path, name: str, h: int, bug: bool) -> Path:
     return path
 
 
-def student_module(path: Path):
-    """The module an in-process check imported from ``path``'s program (to read its LOSS_TIME)."""
-    file = str(path.with_suffix(".py").resolve())
-    found = [m for m in list(sys.modules.values())
-             if hasattr(m, "LOSS_TIME") and str(Path(getattr(m, "__file__", "") or "").resolve()) == file]
-    return found[-1]
-
-
 # ---------------------------------------------------------------- the methods
 
 
 class Outcome:
-    def __init__(self, seconds: float, caught: bool | None = None, where: str = "", loss_time: float = 0.0,
-                 calls: int = 0, binding_time: float = 0.0):
-        self.seconds, self.caught, self.where, self.loss_time, self.calls = seconds, caught, where, loss_time, calls
-        self.binding_time = binding_time
-
-
-class BindingClock:
-    """Time spent inside the bindings' loss() (which includes the code's loss), during one run."""
-
-    def __init__(self):
-        import backcheck.binding as b
-
-        self.seconds = 0.0
-        self.saved = [(cls, cls.loss) for cls in vars(b).values()
-                      if isinstance(cls, type) and issubclass(cls, b.Binding) and "loss" in vars(cls)]
-
-    def __enter__(self):
-        for cls, loss in self.saved:
-            def timed(binding, _loss=loss):
-                start = time.perf_counter()
-                try:
-                    return _loss(binding)
-                finally:
-                    self.seconds += time.perf_counter() - start
-            cls.loss = timed
-        return self
-
-    def __exit__(self, *exc):
-        for cls, loss in self.saved:
-            cls.loss = loss
+    def __init__(self, seconds: float, caught: bool | None = None, where: str = "", calls: int = 0):
+        self.seconds, self.caught, self.where, self.calls = seconds, caught, where, calls
 
 
 def run_backcheck(path: Path, options: Options) -> Outcome:
     start = time.perf_counter()
-    with BindingClock() as clock:
-        result = verify(path, options, isolate=False)
+    result = verify(path, options)
     seconds = time.perf_counter() - start
     if result.error is not None:
         raise RuntimeError(result.error)
-    module = student_module(path)
     wrong = [p for layer in result.layers for p in layer.params if p.status == "wrong"]
     where = "; ".join(f"{p.code_name}: {p.wrong_entries}/{p.size} entries ({p.pattern})" for p in wrong)
-    out = Outcome(seconds, not result.ok, where, module.LOSS_TIME[0], module.LOSS_TIME[1], clock.seconds)
-    module.LOSS_TIME[:] = [0.0, 0]
-    return out
+    return Outcome(seconds, not result.ok, where, result.method.loss_calls)
 
 
 def run_sampled(path: Path) -> Outcome:
@@ -265,23 +220,34 @@ def run_gradcheck(path: Path, fast: bool) -> Outcome:
     return Outcome(time.perf_counter() - start, caught, where)
 
 
-def bare_call_seconds(path: Path, n: int = 300) -> tuple[float, float]:
-    """Seconds per call of the bare loss, and of the same loss called through backcheck's binding."""
+def bare_call_seconds(path: Path, n: int = 300, batch: int = 2048) -> tuple[float, float]:
+    """Seconds per call of the bare loss in this process, and per loss of a batched probe request
+    answered by backcheck's sandboxed evaluator (what every probe of a check costs)."""
+    module = load_student(path)
     prep = prepare(load_config(path), Options())
-    module = student_module(path)
-    params = {s.code_name: a for s, a in prep.binding.arrays().items()}
-    X, Y = prep.binding.X, prep.binding.Y
-    for _ in range(20):
-        module.bare_loss(params, X, Y)
-    start = time.perf_counter()
-    for _ in range(n):
-        module.bare_loss(params, X, Y)
-    bare = (time.perf_counter() - start) / n
-    start = time.perf_counter()
-    for _ in range(n):
-        prep.binding.loss()
-    through = (time.perf_counter() - start) / n
-    return bare, through
+    try:
+        ev = prep.evaluator
+        values = ev.values()
+        params = {s.code_name: a for s, a in values.items()}
+        X, Y = prep.X, prep.Y
+        for _ in range(20):
+            module.bare_loss(params, X, Y)
+        start = time.perf_counter()
+        for _ in range(n):
+            module.bare_loss(params, X, Y)
+        bare = (time.perf_counter() - start) / n
+        slot = ev.slots[0]
+        idx = np.arange(batch) % values[slot].size
+        vals = values[slot].reshape(-1)[idx] + 1e-6
+        ev.entries(slot, idx[:32], vals[:32])  # warm
+        best = np.inf
+        for _ in range(3):
+            start = time.perf_counter()
+            ev.entries(slot, idx, vals)
+            best = min(best, (time.perf_counter() - start) / batch)
+        return bare, best
+    finally:
+        prep.evaluator.close()
 
 
 # ---------------------------------------------------------------- the run
@@ -347,31 +313,29 @@ def print_times(rows: list, have_torch: bool) -> None:
     methods = ["default", "default, CLI", "all sampled", "exhaustive, 1 job", "exhaustive, 2 jobs", "naive loop"]
     if have_torch:
         methods += ["gradcheck exhaustive", "gradcheck fast"]
-    print("Seconds (backcheck in this process unless CLI; one BLAS thread):\n")
+    print("Seconds (backcheck's library call, the code in its sandboxed process; CLI: the whole process; "
+          "one BLAS thread):\n")
     print("| network | params | " + " | ".join(methods) + " |")
     print("|" + " --- |" * (len(methods) + 2))
     for r in rows:
         print(f"| 784-{SIZES[r['size']]}-10 | {r['params']:,} | " + " | ".join(fmt(r.get(m)) for m in methods) + " |")
     print("\nRatios and overhead:\n")
     head = ["gradcheck exhaustive / default", "default / gradcheck fast", "1 job / 2 jobs",
-            "overhead in exhaustive", "binding's share", "probing's share", "loss calls: default / exhaustive"]
+            "one loss call through the evaluator vs bare", "whole exhaustive check vs its loss calls",
+            "loss calls: default / exhaustive"]
     print("| network | " + " | ".join(head) + " |")
     print("|" + " --- |" * (len(head) + 1))
     for r in rows:
         ex = r.get("exhaustive, 1 job")
-        if ex is not None and ex.loss_time:
-            over = f"{(ex.seconds - ex.loss_time) / ex.loss_time:.0%}"
-            binding = ex.binding_time - ex.loss_time
-            probing = ex.seconds - ex.binding_time
-            shares = f"{binding / ex.loss_time:.0%} | {probing / ex.loss_time:.0%}"
+        per_call = f"+{r['through'] / r['bare'] - 1:.0%} ({r['bare'] * 1e6:.0f} us / {r['through'] * 1e6:.0f} us)"
+        if ex is not None and ex.calls:
+            whole = f"+{ex.seconds / (ex.calls * r['bare']) - 1:.0%}"
             calls = f"{r['default'].calls:,} / {ex.calls:,}"
         else:
-            over, shares, calls = "-", "- | -", f"{r['default'].calls:,} / -"
+            whole, calls = "-", f"{r['default'].calls:,} / -"
         print(f"| 784-{SIZES[r['size']]}-10 | {ratio(r.get('gradcheck exhaustive'), r['default'])} | "
               f"{ratio(r['default'], r.get('gradcheck fast'))} | "
-              f"{ratio(ex, r.get('exhaustive, 2 jobs'))} | {over} | {shares} | {calls} |")
-    print(f"\nbare loss call vs through backcheck's binding: " + ", ".join(
-        f"{r['size']} {r['bare'] * 1e6:.0f} us / {r['through'] * 1e6:.0f} us" for r in rows))
+              f"{ratio(ex, r.get('exhaustive, 2 jobs'))} | {per_call} | {whole} | {calls} |")
     if any(r["size"] == "200k" and "naive loop" not in r for r in rows):
         print("200k: " + ", ".join(SLOW) + " skipped (minutes each; --full runs them)")
 
