@@ -17,6 +17,8 @@ Columns (one program is one CLI run):
   misnamed       a catalog mistake found wrong but named by another id or at another layer
                  (the equivalences of benchmarks/selftest.py's EQUIVALENT are accepted)
   errors         exit 2, 3 or 4 (or no JSON, or a timeout): every program here is checkable
+  seconds        the CLI runs' own times, summed over the regime's programs (the wall time of the
+                 whole run, with --jobs processes at once, is printed under the table)
 """
 
 from __future__ import annotations
@@ -293,7 +295,7 @@ def main(argv=None) -> int:
     ap.add_argument("--regimes", help="comma-separated regime names (default: all)")
     ap.add_argument("--mistakes", help="comma-separated mistake ids or prefixes, 'correct', 'mutant/...'")
     ap.add_argument("--small", action="store_true", help="the small grid of tests/test_regimes.py")
-    ap.add_argument("--jobs", type=int, default=1, help="CLI processes at once")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="CLI processes at once")
     ap.add_argument("--keep", type=Path, help="write the programs into this folder (kept) instead of a temp dir")
     ap.add_argument("--json", type=Path, help="write every program's outcome to this file")
     ap.add_argument("--verbose", action="store_true", help="one line per program not classified correctly")
