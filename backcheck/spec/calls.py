@@ -114,10 +114,12 @@ class Calls:
         if isinstance(loc.value, str):
             self._expr_or_name(loc, keypath)
             return Call(loc.value, keypath)
+        if not isinstance(loc.value, dict):
+            self.reader.fail(loc.node, keypath, "expected the name of a function or method of the code, or a "
+                                                f"mapping such as {{call: NAME, args: [$X, $Y]}}; got "
+                                                f"{type_name(plain(loc))}")
         sub = Section(self.reader, loc, keypath, self.KEYS)
-        name = sub.get("call", str)
-        if name is None:
-            sub.require("call")
+        name = sub.get("call", str, required=True, what="the name of a function or method, or a $-path")
         self._expr_or_name(sub.located("call"), f"{keypath}.call")
         args = None
         if sub.has("args"):

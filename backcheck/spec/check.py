@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from backcheck.spec.data import MAX_BATCH
 from backcheck.spec.reader import Section
 
 METHODS = ("central", "complex", "richardson")
 CHECK_KEYS = ("method", "eps", "tolerance", "seed", "timeout")
 TRAIN_KEYS = ("lr", "steps", "batch")
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding, which the code's own init may use, takes 32 bits
+MAX_TIMEOUT = 86_400  # seconds: a day
+MAX_STEPS = 1_000_000_000  # training stops at its share of check.timeout anyway
 
 
 @dataclass(frozen=True)
@@ -30,16 +34,18 @@ class TrainSpec:
 def read_check(sec: Section) -> CheckSpec:
     return CheckSpec(
         method=sec.get("method", str, default="central", choices=METHODS),
-        eps=sec.get("eps", float, positive=True),
-        tolerance=sec.get("tolerance", float, positive=True),
-        seed=sec.get("seed", int, default=0),
-        timeout=sec.get("timeout", float, default=60.0, positive=True),
+        eps=sec.get("eps", float, positive=True, below=1, why="eps is the finite-difference step, such as 1e-6"),
+        tolerance=sec.get("tolerance", float, positive=True, below=1,
+                          why="a relative error is at most 1: a tolerance of 1 or more passes every gradient"),
+        seed=sec.get("seed", int, default=0, minimum=0, maximum=MAX_SEED),
+        timeout=sec.get("timeout", float, default=60.0, positive=True, maximum=MAX_TIMEOUT,
+                        why="seconds: a day"),
     )
 
 
 def read_train(sec: Section) -> TrainSpec:
     return TrainSpec(
         lr=sec.get("lr", float, default=0.1, positive=True),
-        steps=sec.get("steps", int, default=200, minimum=1),
-        batch=sec.get("batch", int, minimum=1),
+        steps=sec.get("steps", int, default=200, minimum=1, maximum=MAX_STEPS),
+        batch=sec.get("batch", int, minimum=1, maximum=MAX_BATCH, why="backcheck's limit on the examples of a step"),
     )

@@ -9,7 +9,7 @@ from typing import Any
 from backcheck.spec.calls import Call, Calls, Sequence
 from backcheck.spec.network import LayerSpec
 from backcheck.spec.paths import mentions, parse_expr, parse_path
-from backcheck.spec.reader import Section, plain, type_name
+from backcheck.spec.reader import Section, plain, shown_path, type_name
 
 LAYOUTS = ("rows", "columns")
 TARGETS = ("onehot", "labels")
@@ -69,17 +69,14 @@ class CodeSpec:
 
 
 def read_code(sec: Section, layers: tuple[LayerSpec, ...]) -> CodeSpec:
-    file = sec.get("file", str)
-    if file is None:
-        sec.require("file")
+    file = sec.get("file", str, required=True, what="the path of the Python file (.py) to check")
     resolved = sec.reader.code_base / file
-    if sec.reader.require_code and not resolved.is_file():
-        sec.fail("file", f"no such file: {resolved}")
+    _check_code_file(sec, file, resolved)
     root = None
-    if sec.has("root"):
+    if sec.get("root", str, what="a folder") is not None:
         root = sec.reader.code_base / sec.get("root", str)
-        if sec.reader.require_code and not root.is_dir():
-            sec.fail("root", f"no such folder: {root}")
+        if sec.reader.require_code and sec.on_disk("root", root) != "folder":
+            sec.fail("root", f"no such folder: {shown_path(root)}")
         if root.resolve() not in resolved.resolve().parents and sec.reader.require_code:
             sec.fail("root", f"the folder {root} does not contain code.file {file}")
         root = root.resolve()
@@ -118,7 +115,7 @@ def read_code(sec: Section, layers: tuple[LayerSpec, ...]) -> CodeSpec:
                                               "gradients (read with grads:)")
     if not spec_loss and loss is None and chain is None:
         if not (producer is not None and "loss" in producer.names):
-            sec.require("loss")
+            sec.require("loss", "the name of the code's loss function (or loss: spec)")
     if chain is not None and chain.loss is None and not spec_loss:
         sec.reader.fail(sec.located("chain").node, "code.chain.loss", "missing; this key is required "
                         "(or loss: spec for code without a loss function)")
@@ -136,7 +133,7 @@ def read_code(sec: Section, layers: tuple[LayerSpec, ...]) -> CodeSpec:
             sec.fail("grads", "a step's gradients are read from the update of the parameters; remove grads:")
         grads = _param_table(sec, "grads", layers, orient=False, calls=calls)
     elif needs_grads:
-        sec.require("grads")
+        sec.require("grads", _TABLE)
     calls.check_names(chain is not None)
     if sec.has("gradient_of") and sec.get("gradient_of", str, choices=("mean", "sum")) == "sum" \
             and _per_example(sec) is not False:
@@ -151,6 +148,24 @@ def read_code(sec: Section, layers: tuple[LayerSpec, ...]) -> CodeSpec:
         per_example={False: "batch", True: "example", "vector": "vector"}[_per_example(sec)],
         gradient_of=sec.get("gradient_of", str, default="mean", choices=("mean", "sum")),
         spec_loss=spec_loss, file_given=file, objects=objects)
+
+
+def _check_code_file(sec: Section, file: str, resolved: Path) -> None:
+    """code.file names a .py file (that exists, unless the config is an assignment's)."""
+    name = Path(file).name if file.strip() else ""
+    if not name:
+        sec.fail("file", f"expected the path of the Python file (.py) to check, got {file!r}")
+    found = sec.on_disk("file", resolved) if sec.reader.require_code else "file"
+    if found == "folder":
+        sec.fail("file", f"expected a Python file (.py), got the folder {shown_path(resolved)}")
+    if name.endswith(".ipynb"):
+        sec.fail("file", "this is a Jupyter notebook; backcheck imports a Python file: export the notebook as "
+                         "a .py script (File > Save and Export Notebook As > Executable Script) and name that "
+                         "here")
+    if not name.endswith(".py"):
+        sec.fail("file", f"expected a Python file ending in .py, got {shown_path(file)!r}")
+    if found is None:
+        sec.fail("file", f"no such file: {shown_path(resolved)}")
 
 
 def chain_is_step(chain: ChainSpec) -> bool:
@@ -177,7 +192,7 @@ def _chain(sec: Section, calls: "Calls") -> ChainSpec:
         layers = calls.call_or_expr(layers_loc, "code.chain.layers")
     head = calls.call_or_expr(sec.located("head"), "code.chain.head") if sec.has("head") else None
     for key in ("forward", "backward", "loss_grad"):
-        sec.require(key)
+        sec.require(key, "the name of a method or {call: NAME, args: [...]}")
     return ChainSpec(layers, calls.parse(sec.located("forward"), "code.chain.forward"),
                      calls.parse(sec.located("backward"), "code.chain.backward"),
                      calls.parse(sec.located("loss"), "code.chain.loss") if sec.has("loss") else None,
@@ -188,22 +203,21 @@ def _param_table(sec: Section, key: str, layers: tuple[LayerSpec, ...], orient: 
                  calls: "Calls | None" = None) -> tuple[dict, ...]:
     """Per layer {"W": path, "b": path, "orient": ...}: from a list, or from one template mapping
     with {k} (layer from 1) and {i} (from 0)."""
-    loc = sec.require(key)
+    loc = sec.require(key, _TABLE)
     n_layers = len(layers)
     allowed = ROLES + (("orient",) if orient else ())
     if isinstance(loc.value, dict):
         psec = Section(sec.reader, loc, f"code.{key}", allowed)
-        entries = [(psec, {r: psec.get(r, str) for r in allowed if psec.has(r)}, True)] * n_layers
+        entries = [(psec, _roles(psec, allowed), True)] * n_layers
     elif isinstance(loc.value, list):
         if len(loc.value) != n_layers:
             sec.fail(key, f"expected {n_layers} entries (one per layer of network.layers), got {len(loc.value)}")
         entries = []
         for i, item in enumerate(loc.value):
             psec = Section(sec.reader, item, f"code.{key}[{i}]", allowed)
-            entries.append((psec, {r: psec.get(r, str) for r in allowed if psec.has(r)}, False))
+            entries.append((psec, _roles(psec, allowed), False))
     else:
-        sec.fail(key, "expected a list with one entry per layer, such as - {W: W1, b: b1}, or one "
-                      "template such as {W: 'W{k}', b: 'b{k}'}")
+        sec.fail(key, f"expected {_TABLE}, got {type_name(plain(loc))}")
     table = []
     for i, ((psec, raw, template), layer) in enumerate(zip(entries, layers)):
         entry = {}
@@ -213,7 +227,7 @@ def _param_table(sec: Section, key: str, layers: tuple[LayerSpec, ...], orient: 
                     psec.fail("b", f"layer {i + 1} has bias: false in network:; remove b")
                 continue
             if role not in raw:
-                psec.require(role)
+                psec.get(role, str, required=True, what=_PATH)
             text = raw[role].replace("{k}", str(i + 1)).replace("{i}", str(i))
             try:
                 parse_expr(text) if text.startswith("$") else parse_path(text)
@@ -228,3 +242,12 @@ def _param_table(sec: Section, key: str, layers: tuple[LayerSpec, ...], orient: 
             entry["orient"] = raw["orient"]
         table.append(entry)
     return tuple(table)
+
+
+_TABLE = "a list with one entry per layer, such as - {W: W1, b: b1}, or one template such as {W: 'W{k}', b: 'b{k}'}"
+_PATH = "a name or a path such as W1, layers[0].weights or params['W1']"
+
+
+def _roles(psec: Section, allowed: tuple[str, ...]) -> dict:
+    """The entry's keys that have a value (null is as good as absent)."""
+    return {r: v for r in allowed if (v := psec.get(r, str, what=_PATH if r in ROLES else None)) is not None}

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backcheck.spec.reader import Section
+from backcheck.spec.reader import Section, plain, type_name
 
 ACTIVATIONS = ("identity", "leaky_relu", "relu", "sigmoid", "softmax", "tanh")
 LOSSES = ("binary_cross_entropy", "cross_entropy", "mse")
 NETWORK_KEYS = ("input", "bias", "layers", "loss", "l2")
+MAX_WIDTH = 100_000  # inputs or units of one layer
+MAX_PARAMS = 50_000_000  # weights and biases of the whole network: 400 MB in float64, and each is probed
 
 
 @dataclass(frozen=True)
@@ -39,19 +41,15 @@ class NetworkSpec:
 
 
 def read_network(sec: Section) -> NetworkSpec:
-    n_in = sec.get("input", int, minimum=1)
-    if n_in is None:
-        sec.require("input")
-    layers_loc = sec.require("layers")
+    n_in = sec.get("input", int, required=True, minimum=1, maximum=MAX_WIDTH, why=_WIDTH_WHY)
+    layers_loc = sec.require("layers", _LAYERS)
     if not isinstance(layers_loc.value, list) or not layers_loc.value:
-        sec.fail("layers", "expected a list of layers such as {units: 5, activation: tanh}")
+        sec.fail("layers", f"expected {_LAYERS}, got {type_name(plain(layers_loc))}")
     layers = []
     bias = sec.get("bias", bool, default=True)
     for i, item in enumerate(layers_loc.value):
         lsec = Section(sec.reader, item, f"network.layers[{i}]", ("units", "activation", "alpha", "bias"))
-        units = lsec.get("units", int, minimum=1)
-        if units is None:
-            lsec.require("units")
+        units = lsec.get("units", int, required=True, minimum=1, maximum=MAX_WIDTH, why=_WIDTH_WHY)
         act = lsec.get("activation", str, default="identity", choices=ACTIVATIONS)
         alpha = lsec.get("alpha", float, default=0.01)
         if lsec.has("alpha") and act != "leaky_relu":
@@ -60,18 +58,16 @@ def read_network(sec: Section) -> NetworkSpec:
             lsec.fail("activation", "softmax is allowed on the last layer only")
         layers.append(LayerSpec(units, act, alpha, lsec.get("bias", bool, default=bias)))
     reduction, scale = "mean", 1.0
-    loss_loc = sec.require("loss")
+    loss_loc = sec.require("loss", f"one of {', '.join(LOSSES)}, or {{type: mse, reduction: sum}}")
     if isinstance(loss_loc.value, dict):
         lsec = Section(sec.reader, loss_loc, "network.loss", ("type", "reduction", "scale"))
-        loss = lsec.get("type", str, choices=LOSSES)
-        if loss is None:
-            lsec.require("type")
+        loss = lsec.get("type", str, required=True, choices=LOSSES)
         reduction = lsec.get("reduction", str, default="mean", choices=("mean", "sum", "mean_all"))
         scale = lsec.get("scale", float, default=1.0, positive=True)
         if reduction != "mean" and loss != "mse":
             lsec.fail("reduction", f"reduction applies to mse only; {loss} is a mean over the batch")
     else:
-        loss = sec.get("loss", str, choices=LOSSES)
+        loss = sec.get("loss", str, required=True, choices=LOSSES)
     last = layers[-1]
     if loss == "cross_entropy" and last.activation != "softmax":
         sec.fail("loss", f"cross_entropy expects a softmax output layer; the last layer is {last.activation}")
@@ -80,10 +76,17 @@ def read_network(sec: Section) -> NetworkSpec:
                  f"the last layer is {last.activation}")
     if sec.has("l2") and isinstance(sec.located("l2").value, dict):
         l2sec = Section(sec.reader, sec.located("l2"), "network.l2", ("strength", "half"))
-        strength = l2sec.get("strength", float, minimum=0.0)
-        if strength is None:
-            l2sec.require("strength")
+        strength = l2sec.get("strength", float, required=True, minimum=0)
         l2 = strength if l2sec.get("half", bool, default=True) else 2.0 * strength
     else:
-        l2 = sec.get("l2", float, default=0.0, minimum=0.0)
-    return NetworkSpec(n_in, tuple(layers), loss, reduction, l2, scale)
+        l2 = sec.get("l2", float, default=0.0, minimum=0)
+    net = NetworkSpec(n_in, tuple(layers), loss, reduction, l2, scale)
+    size = sum(a * b + b for a, b in zip(net.widths, net.widths[1:]))
+    if size > MAX_PARAMS:
+        sec.fail("layers", f"these layers have {size:,} weights and biases; backcheck checks networks of at most "
+                           f"{MAX_PARAMS:,} (each is probed with finite differences)")
+    return net
+
+
+_LAYERS = "a list of layers such as {units: 5, activation: tanh}"
+_WIDTH_WHY = "backcheck's limit on a layer's width"
