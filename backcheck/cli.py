@@ -45,7 +45,7 @@ def _usage_json(exc: click.UsageError) -> None:
     sys.exit(int(ExitCode.USAGE))
 
 
-@click.group(cls=_Commands)
+@click.group(cls=_Commands, name="backcheck")
 @click.version_option(__version__, prog_name="backcheck")
 def main() -> None:
     """Find the bug in hand-written NumPy backpropagation."""

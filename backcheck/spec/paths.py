@@ -18,7 +18,7 @@ def parse_path(text: str) -> tuple:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise ValueError(f"cannot read '{text}' at position {pos + 1}: expected a name, [index] or ['key']")
+            raise ValueError(f"cannot read '{text}' at character {pos + 1}: expected a name, [index] or ['key']")
         name, index, star, _, key = m.groups()
         parts.append(name if name is not None else int(index) if index is not None else
                      WILDCARD if star else key)
