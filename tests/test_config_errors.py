@@ -1,5 +1,7 @@
 """Config errors name file:line:col and the key path, and exit 2 without checking anything."""
 
+from pathlib import Path
+
 import pytest
 
 from backcheck.errors import ConfigError
@@ -198,3 +200,12 @@ def test_a_python_file_as_config_gets_the_yaml_that_points_at_it(tmp_path):
 def test_the_config_path_is_a_folder(tmp_path):
     with pytest.raises(ConfigError, match="this is a folder; expected the YAML config file"):
         load_config(tmp_path)
+
+
+def test_configs_readme_states_the_limits():
+    from backcheck.spec import check, data, network, reader
+
+    text = (Path(__file__).resolve().parent.parent / "configs" / "README.md").read_text()
+    for number in (network.MAX_WIDTH, network.MAX_PARAMS, data.MAX_BATCH, check.MAX_SEED, check.MAX_TIMEOUT,
+                   check.MAX_STEPS, reader.MAX_DEPTH, reader.MAX_VALUES, reader.MAX_BYTES):
+        assert f"{number:,}" in text, number
