@@ -119,8 +119,11 @@ PINNED = {
     "timeout-inf": (BASE + "check: {timeout: .inf}\n",
                     "model.yaml:9:18: check.timeout: expected a finite number, got .inf"),
     "timeout-1e300": (BASE + "check: {timeout: 1e300}\n",
-                      "model.yaml:9:18: check.timeout: expected a number above 0 and at most 86,400 (seconds: a "
+                      "model.yaml:9:18: check.timeout: expected a number from 0.1 to 86,400 (seconds: at most a "
                       "day), got 1e+300"),
+    "timeout-tiny": (BASE + "check: {timeout: 1e-300}\n",
+                     "model.yaml:9:18: check.timeout: expected a number from 0.1 to 86,400 (seconds: at most a "
+                     "day), got 1e-300"),
     "eps-zero": (BASE + "check: {eps: 0}\n",
                  "model.yaml:9:14: check.eps: expected a number above 0 and below 1 (eps is the finite-difference "
                  "step, such as 1e-6), got 0.0"),

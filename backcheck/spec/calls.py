@@ -4,6 +4,7 @@ $names their EXPRs may use."""
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,7 +150,7 @@ class Calls:
         lr = None
         if sub.has("lr"):
             v = plain(sub.located("lr"))
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= sys.float_info.max:
                 lr = float(v)
             elif isinstance(v, str) or (isinstance(v, list) and v and all(isinstance(x, str) for x in v)):
                 texts = [v] if isinstance(v, str) else v
@@ -158,7 +159,7 @@ class Calls:
                 lr = tuple(texts)
             else:
                 sub.fail("lr", "expected a path where the learning rate is written, a list of paths, "
-                               f"or the code's fixed learning rate (a number above 0); got {type_name(v)}")
+                               f"or the code's fixed learning rate (a finite number above 0); got {type_name(v)}")
         return Call(name, keypath, args, kwargs, returns, result, lr)
 
     def call_or_expr(self, loc: Located, keypath: str):

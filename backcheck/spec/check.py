@@ -11,6 +11,7 @@ METHODS = ("central", "complex", "richardson")
 CHECK_KEYS = ("method", "eps", "tolerance", "seed", "timeout")
 TRAIN_KEYS = ("lr", "steps", "batch")
 MAX_SEED = 2**32 - 1  # numpy's legacy seeding, which the code's own init may use, takes 32 bits
+MIN_TIMEOUT = 0.1  # seconds: less than starting the code takes
 MAX_TIMEOUT = 86_400  # seconds: a day
 MAX_STEPS = 1_000_000_000  # training stops at its share of check.timeout anyway
 
@@ -38,8 +39,8 @@ def read_check(sec: Section) -> CheckSpec:
         tolerance=sec.get("tolerance", float, positive=True, below=1,
                           why="a relative error is at most 1: a tolerance of 1 or more passes every gradient"),
         seed=sec.get("seed", int, default=0, minimum=0, maximum=MAX_SEED),
-        timeout=sec.get("timeout", float, default=60.0, positive=True, maximum=MAX_TIMEOUT,
-                        why="seconds: a day"),
+        timeout=sec.get("timeout", float, default=60.0, minimum=MIN_TIMEOUT, maximum=MAX_TIMEOUT,
+                        why="seconds: at most a day"),
     )
 
 
