@@ -284,10 +284,10 @@ def type_name(v) -> str:
         return "nothing"
     if isinstance(v, bool):
         return f"{v!r}".lower()
-    if isinstance(v, (dict,)):
-        return "a mapping"
+    if isinstance(v, dict):
+        return "a mapping" if v else "an empty mapping"
     if isinstance(v, list):
-        return "a list"
+        return "a list" if v else "an empty list"
     if isinstance(v, float) and not math.isfinite(v):
         return ".nan" if v != v else ".inf" if v > 0 else "-.inf"  # as YAML writes them
     if isinstance(v, int) and abs(v) >= 10**15:
