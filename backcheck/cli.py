@@ -10,7 +10,42 @@ from backcheck import __version__
 from backcheck.results import ExitCode
 
 
-@click.group()
+class _Commands(click.Group):
+    """backcheck's commands. A usage error on a command line that asks for ``--format json`` is
+    answered with the contract's JSON object as well (exit 2), so that a script can always parse stdout."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        args = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode or not _wants_json(args):
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            value = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            _usage_json(exc)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(value if isinstance(value, int) else 0)  # --help and --version return 0 here
+
+
+def _wants_json(args: list[str]) -> bool:
+    return "--format=json" in args or any(a == "--format" and b == "json" for a, b in zip(args, args[1:]))
+
+
+def _usage_json(exc: click.UsageError) -> None:
+    from backcheck import render
+    from backcheck.results import CheckResult, ErrorInfo
+
+    usage = exc.ctx.get_usage().replace("Usage: ", "") if exc.ctx is not None else "backcheck [OPTIONS] COMMAND"
+    message = f"{exc.format_message()} Usage: {usage}; --help says more"
+    click.echo(render.to_json(CheckResult(config=None, name=None, error=ErrorInfo("config", message))))
+    sys.exit(int(ExitCode.USAGE))
+
+
+@click.group(cls=_Commands, name="backcheck")
 @click.version_option(__version__, prog_name="backcheck")
 def main() -> None:
     """Find the bug in hand-written NumPy backpropagation."""

@@ -247,7 +247,7 @@ def write_outputs(g: Grade, json_path=None, junit_path=None, gradescope_path=Non
 
 def to_json(g: Grade) -> str:
     return json.dumps({"backcheck": __version__, "config": g.config,
-                       "submissions": [s.to_json() for s in g.submissions]}, indent=2) + "\n"
+                       "submissions": [s.to_json() for s in g.submissions]}, indent=2, allow_nan=False) + "\n"
 
 
 def to_csv(g: Grade) -> str:
@@ -303,7 +303,7 @@ def to_gradescope(s: Submission) -> str:
         "tests": [{"name": t.name, "score": t.score, "max_score": t.max_score,
                    "status": "passed" if t.passed else "failed", "output": t.output, "visibility": "visible"}
                   for t in s.tests],
-    }, indent=2) + "\n"
+    }, indent=2, allow_nan=False) + "\n"
 
 
 def _umask() -> int:

@@ -23,7 +23,8 @@ def console(no_color: bool = False, stderr: bool = False) -> Console:
 
 
 def to_json(result: CheckResult) -> str:
-    return json.dumps(result.to_json(), indent=2)
+    """Strict JSON: a NaN or inf that reached the result is a bug here, not an ``Infinity`` on stdout."""
+    return json.dumps(result.to_json(), indent=2, allow_nan=False)
 
 
 def report(result: CheckResult, console: Console) -> None:

@@ -145,7 +145,7 @@ class Finding:
             "title": self.title,
             "detail": self.detail,
             "fix": self.fix,
-            "confidence": round(float(self.confidence), 3),
+            "confidence": _num(round(float(self.confidence), 3)),
         }
         if self.point:
             out["point"] = self.point
@@ -175,7 +175,7 @@ class Method:
     gradient_calls: int = 0  # calls of its gradients (or steps)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "eps": self.eps, "dtype": self.dtype, "mode": self.mode, "seed": self.seed,
+        return {"name": self.name, "eps": _num(self.eps), "dtype": self.dtype, "mode": self.mode, "seed": self.seed,
                 "jobs": self.jobs, "loss_calls": self.loss_calls, "gradient_calls": self.gradient_calls}
 
 
@@ -256,7 +256,7 @@ class CheckResult:
             "notes": list(self.notes),
             "error": self.error.to_json() if self.error else None,
         }
-        out.update(self.extra)
+        out.update(_finite(self.extra))
         return out
 
 
@@ -264,3 +264,14 @@ def _num(x: float):
     """JSON has no NaN or inf: write them as null."""
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+def _finite(value):
+    """``value`` (dicts, lists, numbers) with every NaN or inf float written as null, as _num does."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float):
+        return _num(value)
+    return value

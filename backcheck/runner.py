@@ -58,6 +58,10 @@ def verify(path, options: Options = Options(), *, isolate: bool = True) -> Check
         mistakes.parse_injections(options.inject, config.network)
     except ConfigError as exc:
         return failed(shown, path, exc)
+    except Exception:  # noqa: BLE001 - a bug in reading the config: exit 4 with the report, as run_guarded does
+        return failed(shown, path, InternalError(
+            "backcheck failed while reading the config; this is a bug in backcheck, please report it with this "
+            "message:\n" + traceback.format_exc()))
     return run_guarded(config, options, shown, isolate=isolate)
 
 

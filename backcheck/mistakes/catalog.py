@@ -380,6 +380,9 @@ def parse_injections(specs, net: NetworkSpec) -> tuple[Variant, ...]:
     out = []
     for text in specs or ():
         ident, _, layer_text = text.partition("@")
+        if not ident.strip():
+            raise ConfigError(f"--inject {text!r}: expected a mistake id such as activation-derivative/of-output, "
+                              "optionally with @LAYER; `backcheck bugs` lists them")
         entry = CATALOG.get(ident)
         if entry is None or not entry.injectable:
             from difflib import get_close_matches

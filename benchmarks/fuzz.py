@@ -1,0 +1,350 @@
+"""Hostile-input fuzzing: run the backcheck command line on many mutated inputs and count what must
+never happen. Every run is its own process with a time limit, so a hang is counted, not waited for.
+
+    python benchmarks/fuzz.py                          # every section, 1000 runs each
+    python benchmarks/fuzz.py configs --runs 5000 --seed 7 --jobs 4 --timeout 120
+
+It prints, per section, the runs, their exit codes, and the counts that must all be 0:
+tracebacks (Python traceback text on stdout or stderr), exit-4s (backcheck failed itself), wrong
+exit codes (outside the contract's 0, 1, 2, 3, 5, or a JSON object whose exit_code differs from the
+process's), not-json (with --format json, stdout is not exactly one strictly valid JSON object) and
+hangs (the run outlived --timeout). The first cases of each kind are written out to reproduce.
+
+Sections are registered with @section(name): a function ``(chooser, workdir) -> Case`` that makes one
+run's inputs in ``workdir`` (a scratch copy of configs/ and samples/). "configs" mutates the YAML
+files of configs/ and samples/; sections for hostile user code or hostile submissions can be added
+beside it the same way. ``tests/test_fuzz_configs.py`` draws the same mutations with hypothesis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ALLOWED_EXITS = {0, 1, 2, 3, 5}  # contract section 2; 4 is backcheck's own failure
+TRACEBACK = "Traceback (most recent call last)"
+MAX_CHECK_TIMEOUT = 10  # seconds: the longest valid check.timeout a mutation writes (a hang is the code's, then)
+
+
+# ---------------------------------------------------------------- choosing
+
+
+class RandomChooser:
+    """The choices of a mutation, from a seeded random.Random (the tests draw them with hypothesis)."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+
+    def pick(self, options):
+        return options[self.rng.randrange(len(options))]
+
+    def integer(self, lo: int, hi: int) -> int:
+        return self.rng.randint(lo, hi)
+
+
+# ---------------------------------------------------------------- the cases
+
+
+@dataclass
+class Case:
+    """One run: the command line after `backcheck`, and what the mutation did (for the report)."""
+
+    args: list[str]
+    what: str
+    json: bool = False
+    files: dict = field(default_factory=dict)  # path -> bytes, written before the run
+
+
+SECTIONS: dict = {}
+
+
+def section(name: str):
+    def register(fn):
+        SECTIONS[name] = fn
+        return fn
+    return register
+
+
+def seed_configs(root: Path) -> list[Path]:
+    """Every config under configs/ and samples/ (the expected-verdict tables are not configs, nor are
+    the files this module writes)."""
+    found = sorted((root / "configs").glob("*.yaml")) + sorted((root / "samples").rglob("*.yaml"))
+    return [p for p in found if p.name != "expected.yaml" and not p.name.startswith("_fuzz")]
+
+
+HOSTILE = [None, True, False, "", "x" * 10_000, "rleu", "relu", "identity", -1, 0, 1, 3, 10**30, -(10**30), 2**32,
+           2**63, 1.5, 1e300, -1e300, 1e-300, float("inf"), float("-inf"), float("nan"), [], {}, [1, 2],
+           {"a": 1}, [None], "a\0b.py", "\x07", "/", ".", "..", "nope.py", "net.txt", "data", "$undefined",
+           "$X[", "$", "{k}", "W{k}", "params['W1", "é", "2001-12-14", "1e-6", ".inf", "yes", "~"]
+TIMEOUTS = [None, 0, -1, float("inf"), float("nan"), 1e300, 86_401, "60", 0.001, 1, MAX_CHECK_TIMEOUT]
+TAGS = ["!foo ", "!!python/name:os.system ", "!!python/object/apply:os.system ", "!!float ", "!!int ", "!!set ",
+        "!!binary ", "!!timestamp ", "!!bool ", "!!str ", "!!omap ", "!!map ", "!!seq ", "!<tag:x> ", "! "]
+GARBAGE = [b"\x00", b"\x07", b"\x1b", b"\x7f", b"\xff\xfe", b"\xc3", b"\xed\xa0\x80", b"\t", b"\r", b"{", b"[", b"]",
+           b"&a ", b"*a", b"*nope", b"---\n", b"...\n", b"%YAML 1.1\n", b": ", b"- ", b"? ", b"|", b">", b"'", b'"',
+           b"#", b"\xe2\x80\xa8", b"\xef\xbb\xbf", b"<<: ", b"!", b"@", b"`", b"\n  ", b"\n\t"]
+BOMB = ("a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+        "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+        "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\nh: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n")
+
+
+def _paths(value, prefix=()):
+    """Every (path, value) below ``value``: keys of mappings and indices of lists."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        yield prefix + (k,), v
+        yield from _paths(v, prefix + (k,))
+
+
+def _at(tree, path):
+    for k in path[:-1]:
+        tree = tree[k]
+    return tree
+
+
+def mutate_tree(tree, choose) -> str:
+    """One change to the config's data: a key dropped, nulled, renamed, or given a hostile value."""
+    paths = [p for p, _ in _paths(tree)]
+    if not paths:
+        return "nothing to change"
+    path = choose.pick(paths)
+    parent, key = _at(tree, path), path[-1]
+    how = choose.pick(["drop", "null", "value", "value", "value", "typo", "empty"])
+    if how == "drop":
+        del parent[key]
+    elif how == "null":
+        parent[key] = None
+    elif how == "typo" and isinstance(key, str) and key:
+        parent[key[:-1] or "x"] = parent.pop(key)
+    elif how == "empty":
+        parent[key] = choose.pick([[], {}, ""])
+    else:
+        options = TIMEOUTS if key == "timeout" else HOSTILE
+        parent[key] = copy.deepcopy(choose.pick(options))  # a later mutation may change it in place
+        how = f"value {parent[key]!r:.40}"
+    return f"{how} at {'.'.join(map(str, path))}"
+
+
+def _value_offsets(text: bytes) -> list[int]:
+    """Offsets just after ': ' and '- ' (where a value starts), or [0]."""
+    found = [i + 2 for i in range(len(text) - 1) if text[i:i + 2] in (b": ", b"- ")]
+    return found or [0]
+
+
+def mutate_text(text: bytes, choose, code: bytes) -> tuple[bytes, str]:
+    """One change to the file's bytes: a tag, garbage, a cut, an alias bomb, deep nesting, a second
+    document, another encoding, or another file altogether."""
+    how = choose.pick(["tag", "garbage", "garbage", "truncate", "bomb", "deep", "recursive", "document",
+                       "crlf", "bom", "utf16", "whole"])
+    if how == "tag":
+        at = choose.pick(_value_offsets(text))
+        tag = choose.pick(TAGS)
+        return text[:at] + tag.encode() + text[at:], f"tag {tag.strip()} at byte {at}"
+    if how == "garbage":
+        at = choose.integer(0, len(text))
+        junk = choose.pick(GARBAGE)
+        return text[:at] + junk + text[at:], f"bytes {junk!r} at byte {at}"
+    if how == "truncate":
+        at = choose.integer(0, len(text))
+        return text[:at], f"cut at byte {at}"
+    if how == "bomb":
+        return BOMB.encode() + text, "alias bomb before the config"
+    if how in ("deep", "recursive"):
+        at = choose.pick(_value_offsets(text))
+        n = choose.pick([40, 1000, 10_000])
+        inner = (b"[" * n + b"]" * n) if how == "deep" else b"&r [*r]"
+        rest = text[at:].split(b"\n", 1)
+        return text[:at] + inner + (b"\n" + rest[1] if len(rest) > 1 else b""), f"{how} value at byte {at}"
+    if how == "document":
+        return text + b"\n---\n" + text, "a second document"
+    if how == "crlf":
+        return text.replace(b"\n", b"\r\n"), "CRLF line ends"
+    if how == "bom":
+        return b"\xef\xbb\xbf" + text, "a UTF-8 byte order mark"
+    if how == "utf16":
+        return text.decode("utf-8", errors="replace").encode("utf-16"), "UTF-16"
+    whole = choose.pick([b"", b"---\n", b"# nothing but a comment\n", b"~\n", b"[]\n", b"42\n", code])
+    return whole, f"the whole file replaced by {whole[:20]!r}"
+
+
+def mutate_config(seed: Path, choose) -> tuple[bytes, str]:
+    """The seed config with one to three mutations of its data and of its text."""
+    text = seed.read_bytes()
+    done = []
+    tree = yaml.safe_load(text)
+    if isinstance(tree, dict) and choose.pick([True, True, False]):
+        for _ in range(choose.integer(1, 3)):
+            done.append(mutate_tree(tree, choose))
+        text = yaml.safe_dump(tree, sort_keys=False, allow_unicode=True, width=100_000).encode()
+    if not done or choose.pick([False, False, True]):
+        code_files = sorted(seed.parent.glob("*.py"))
+        code = code_files[0].read_bytes() if code_files else b""
+        text, what = mutate_text(text, choose, code)
+        done.append(what)
+    return text, "; ".join(done)
+
+
+_serial = itertools.count()  # names the mutated files apart
+
+
+@section("configs")
+def config_case(choose, workdir: Path) -> Case:
+    """A mutated config from configs/ or samples/, checked with verify, diagnose or grade, sometimes
+    with a bad option as well."""
+    seed = choose.pick(seed_configs(workdir))
+    text, what = mutate_config(seed, choose)
+    target = seed.with_name(f"_fuzz_{os.getpid()}_{next(_serial)}.yaml")
+    if seed.parent.name == "submissions":
+        return Case(["grade", str(seed.parent / "class"), "--config", str(target), "--timeout", "3"],
+                    f"grade {seed.name}: {what}", files={target: text})
+    command = "diagnose" if b"train:" in seed.read_bytes() and choose.pick([True, False]) else "verify"
+    as_json = choose.pick([True, True, False])
+    extra = choose.pick([[]] * 6 + [["--no-color"], ["--jobs", "0"], ["--format", "xml"], ["--bogus"],
+                                    ["--inject", ""], ["--inject", "scale/sign@x"],
+                                    ["--inject", "activation-derivative/of-output@99"]])
+    args = [command, str(target)] + (["--format", "json"] if as_json else []) + extra
+    return Case(args, f"{command} {seed.relative_to(workdir)}: {what} {' '.join(extra)}".strip(), json=as_json,
+                files={target: text})
+
+
+# ---------------------------------------------------------------- judging
+
+
+def strict_json(text: str):
+    """The one JSON object of ``text``; ValueError for anything else (NaN and Infinity included)."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    value = json.loads(text, parse_constant=refuse)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def judge(code: int | None, stdout: str, stderr: str, as_json: bool) -> list[str]:
+    """What went wrong with one run: [] or some of traceback, exit-4, wrong-exit, not-json, hang."""
+    if code is None:
+        return ["hang"]
+    problems = []
+    if TRACEBACK in stdout or TRACEBACK in stderr:
+        problems.append("traceback")
+    if code == 4:
+        problems.append("exit-4")
+    elif code not in ALLOWED_EXITS:
+        problems.append("wrong-exit")
+    if as_json:
+        try:
+            reported = strict_json(stdout).get("exit_code")
+        except ValueError:
+            problems.append("not-json")
+        else:
+            if reported != code and "wrong-exit" not in problems:
+                problems.append("wrong-exit")
+    return problems
+
+
+def run(case: Case, timeout: float) -> tuple[int | None, str, str]:
+    """Run one case's command line in its own process group; (None, ...) when it outlived ``timeout``."""
+    for path, data in case.files.items():
+        Path(path).write_bytes(data)
+    proc = subprocess.Popen([sys.executable, "-c", "from backcheck.cli import main; main()", *case.args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the group this run started: backcheck and its own children
+        out, err = proc.communicate()
+        code = None
+    finally:
+        for path in case.files:
+            Path(path).unlink(missing_ok=True)
+    return code, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+# ---------------------------------------------------------------- the driver
+
+
+def scratch_copy(into: Path) -> Path:
+    """configs/ and samples/ copied into ``into``, so that mutated files sit beside their seeds."""
+    for name in ("configs", "samples"):
+        shutil.copytree(ROOT / name, into / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return into
+
+
+def fuzz(name: str, runs: int, seed: int, jobs: int, timeout: float, keep: Path) -> Counter:
+    make = SECTIONS[name]
+    counts: Counter = Counter()
+    exits: Counter = Counter()
+    with tempfile.TemporaryDirectory(prefix="backcheck-fuzz-") as tmp:
+        workdir = scratch_copy(Path(tmp))
+        rng = random.Random(seed)
+        cases = [make(RandomChooser(random.Random(rng.random())), workdir) for _ in range(runs)]
+        started = time.monotonic()
+
+        def one(case):
+            code, out, err = run(case, timeout)
+            return case, code, out, err, judge(code, out, err, case.json)
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for n, (case, code, out, err, problems) in enumerate(pool.map(one, cases), 1):
+                exits[code if code is not None else "hang"] += 1
+                for p in problems:
+                    counts[p] += 1
+                    if counts[p] <= 5:
+                        _keep(keep, name, p, counts[p], case, code, out, err)
+                if n % 100 == 0:
+                    print(f"  {name}: {n}/{runs} runs, {time.monotonic() - started:.0f} s", file=sys.stderr)
+    print(f"{name}: {runs} runs in {time.monotonic() - started:.0f} s; exit codes "
+          + ", ".join(f"{k}: {v}" for k, v in sorted(exits.items(), key=lambda kv: str(kv[0]))))
+    for p in ("traceback", "exit-4", "wrong-exit", "not-json", "hang"):
+        print(f"  {p:<10} {counts[p]}")
+    return counts
+
+
+def _keep(keep: Path, name: str, problem: str, n: int, case: Case, code, out: str, err: str) -> None:
+    """Write a failing case out to reproduce: its files and what it printed."""
+    folder = keep / f"{name}-{problem}-{n}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, data in case.files.items():
+        (folder / Path(path).name).write_bytes(data)
+    (folder / "run.txt").write_text(f"backcheck {' '.join(case.args)}\n{case.what}\nexit {code}\n"
+                                    f"--- stdout\n{out[-5000:]}\n--- stderr\n{err[-5000:]}\n")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sections", nargs="*", default=list(SECTIONS), help=f"of {', '.join(SECTIONS)}")
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds a run may take before it is a hang")
+    parser.add_argument("--keep", type=Path, default=Path(tempfile.gettempdir()) / "backcheck-fuzz-failures")
+    args = parser.parse_args(argv)
+    total = Counter()
+    for name in args.sections:
+        total += fuzz(name, args.runs, args.seed, args.jobs, args.timeout, args.keep)
+    if total:
+        print(f"failing cases written to {args.keep}")
+    return 1 if total else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
