@@ -210,6 +210,9 @@ class CheckResult:
     notes: tuple[str, ...] = ()
     error: ErrorInfo | None = None
     extra: dict = field(default_factory=dict)  # command-specific sections, e.g. "train" of diagnose
+    # Per parameter (by code_name): (analytic, numeric) arrays in the parameter's own shape, numeric NaN where
+    # not probed, as the table row was measured. Not part of the JSON; for pictures (the HTML report's heat maps).
+    entries: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def origin_layer(self) -> int | None:

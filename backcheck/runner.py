@@ -506,6 +506,8 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
         method=Method(checked.method, precision.eps, precision.dtype, "exhaustive" if options.exhaustive else "default",
                       seed, pool.jobs if pool is not None and pool.used else 1, ev.loss_calls, ev.gradient_calls),
         layers=tuple(layers), findings=tuple(mistakes.ordered(findings)), warnings=tuple(warnings),
+        entries={s.code_name: (_point_of(results[s][0], checked, conditioned).point.grads[s], results[s][1])
+                 for s in ev.slots},
         notes=tuple(notes + ev.notes))
 
 
@@ -632,6 +634,10 @@ def _rescaled_check(config, ev, values, params_c, orient, data, read, judge):
         return judge(point, there), there
     finally:
         ev.set_values(values)
+
+
+def _point_of(row, checked, conditioned):
+    return conditioned if row.point == "rescaled" and conditioned is not None else checked
 
 
 def _cleared(table: dict) -> dict:
