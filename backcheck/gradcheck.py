@@ -50,6 +50,7 @@ SHRINK_STEPS = (8.0, 8.0)  # a disagreeing probe is measured again with 8 and 64
 NOISE_SAFETY = 2.0  # the measured noise level is an estimate: bounds use this multiple of it
 REL_FLOOR = 1e-12
 UNRESOLVED = 0.3  # a gradient whose error bound exceeds this share of its norm cannot be resolved
+RESOLUTION_MAX = 0.05  # ok means "agrees to within this much of the gradient" at worst; coarser is inconclusive
 STEP_RATES = (1e-4, 1e-2)  # learning rates at which a step: gradient is read
 FLOAT64_NOISE = 1e-12  # relative noise up to which the loss is taken as computed in float64
 FLOAT32_NOISE = 3e-6  # ... and in float32; noisier losses are "noisy"
@@ -613,6 +614,11 @@ def verdict(check: ParamCheck, precision: Precision) -> Verdict:
         return Verdict(INCONCLUSIVE, rel, err_norm, allowed, noise_norm,
                        f"its gradient ({a_norm:.1e}) is below what the loss's noise lets finite differences resolve "
                        f"({noise_norm / SIGMAS:.1e})")
+    resolution = allowed / max(scale, REL_FLOOR)
+    if scale > 0 and resolution > RESOLUTION_MAX:
+        # An ok here would only say "within {resolution}": too weak to call the gradient right.
+        return Verdict(INCONCLUSIVE, rel, err_norm, allowed, noise_norm,
+                       f"the loss's noise hides any error below {resolution:.0%} of its gradient")
     return Verdict(OK, rel, err_norm, allowed, noise_norm)
 
 
