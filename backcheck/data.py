@@ -63,7 +63,7 @@ def make_data(config: Config, rng: np.random.Generator, batch: int | None = None
     if spec.kind == "random":
         return _random(net, rng, batch if batch is not None else spec.batch)
     if spec.kind == "csv":
-        X, raw_y, where = _read_csv(spec.path, spec.target, net)
+        X, raw_y, where = _read_csv(spec.path, spec.target, net, spec.drop)
     else:
         X, raw_y, where = _read_npz(spec.path)
     if X.shape[1] != net.input:
@@ -102,7 +102,7 @@ def _random(net: NetworkSpec, rng: np.random.Generator, requested: int | None) -
     return Dataset(X, Y, labels, (f"random data: batch {n}, X ~ N(0, 1)",), tuple(warnings))
 
 
-def _read_csv(path, target: str, net: NetworkSpec):
+def _read_csv(path, target: str, net: NetworkSpec, drop: tuple = ()):
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
@@ -115,15 +115,21 @@ def _read_csv(path, target: str, net: NetworkSpec):
     if target not in header:
         raise ConfigError(f"no column named '{target}'; the columns are {', '.join(header)}", f"{path}:1")
     t = header.index(target)
+    unknown = [c for c in drop if c not in header]
+    if unknown:
+        raise ConfigError(f"data.drop: no column named '{unknown[0]}'; the columns are {', '.join(header)}",
+                          f"{path}:1")
+    skip = {header.index(c) for c in drop} | {t}
     features, ys = [], []
     for line_no, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise ConfigError(f"expected {len(header)} cells, got {len(row)}", f"{path}:{line_no}")
         try:
-            features.append([float(c) for i, c in enumerate(row) if i != t])
+            features.append([float(c) for i, c in enumerate(row) if i not in skip])
         except ValueError:
-            bad = next(c for i, c in enumerate(row) if i != t and not _is_float(c))
-            raise ConfigError(f"feature columns must be numbers; got '{bad}'", f"{path}:{line_no}") from None
+            bad, col = next((c, header[i]) for i, c in enumerate(row) if i not in skip and not _is_float(c))
+            raise ConfigError(f"feature columns must be numbers; got '{bad}' in column '{col}' (a column to leave "
+                              "out? data.drop: [name])", f"{path}:{line_no}") from None
         ys.append(row[t].strip())
     return np.array(features, dtype=np.float64), np.array(ys, dtype=object), str(path)
 
@@ -186,3 +192,26 @@ def _targets(net: NetworkSpec, raw, where: str):
     if classes > out:
         raise ConfigError(f"the targets have {classes} classes; the output layer has {out} units", where)
     return np.eye(out)[labels], labels
+
+
+def from_code(net: NetworkSpec, X, Y, layout: str, targets: str, where: str) -> Dataset:
+    """The code's own data (binding by place) in the canonical layout: X (N, in), targets (N, out)."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ConfigError(f"the code's inputs have shape {X.shape}; expected a matrix of examples", where)
+    X = X if layout == "rows" else X.T
+    if X.shape[1] != net.input:
+        raise ConfigError(f"the code's inputs have {X.shape[1]} features (in {layout} layout); network.input is "
+                          f"{net.input}: is layout: right?", where)
+    raw = np.asarray(Y)
+    if targets == "labels" or raw.ndim == 1:
+        labels = raw.reshape(-1)
+        out = net.layers[-1].units
+        if net.loss == "binary_cross_entropy" and out == 1:
+            Yc = labels.reshape(-1, 1).astype(np.float64)
+        else:
+            Yc = np.eye(max(out, int(labels.max()) + 1))[labels.astype(int)][:, :out]
+        return Dataset(X, Yc, labels.astype(int), (f"the code's own data: {len(X)} examples",))
+    Yc = np.asarray(raw if layout == "rows" else raw.T, dtype=np.float64)
+    labels = Yc.argmax(axis=1) if Yc.shape[1] > 1 else None
+    return Dataset(X, Yc, labels, (f"the code's own data: {len(X)} examples",))

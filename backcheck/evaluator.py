@@ -83,6 +83,8 @@ class LocalEvaluator(Evaluator):
         self.warnings = binding.warnings
         self._reference = getattr(binding, "perturbed", None)  # backcheck's network: stacked evaluation
         self.fixed_lr = getattr(binding, "fixed_lr", None)
+        code_X = getattr(binding, "code_X", None)  # binding by place: the code's own data
+        self.code_data = None if code_X is None else (code_X, binding.code_Y)
         self.step_name = getattr(binding, "step_name", "step")
         self._live = binding.arrays()
 
@@ -215,6 +217,25 @@ class LocalEvaluator(Evaluator):
         self.gradient_calls += 1
         return dict(self.binding.step_gradient(lr))
 
+    def trace_backward(self, shapes) -> list:
+        """One gradient of the code, recorded line by line (binding.trace): what each statement of the
+        code's files assigned, for the line pointer. [] for backcheck's own network."""
+        from pathlib import Path
+
+        from backcheck.binding.program import program_of
+        from backcheck.binding.trace import record
+
+        code = getattr(self.binding, "code", None)
+        if code is None:
+            return []
+
+        def where_of(filename: str, line: int) -> str:
+            program = program_of(filename)
+            return program.where(line) if program is not None else f"{Path(filename).name}:{line}"
+
+        run = (lambda: self.binding.step_gradient(1e-6)) if self.uses_step else self.binding.analytic
+        return record(run, code.file.parent, where_of, {tuple(s) for s in shapes})
+
     def close(self) -> None:
         close = getattr(self.binding, "close", None)
         if close is not None:
@@ -238,7 +259,7 @@ def _plain_number(value):
 
 # The methods a remote judge may call, and whether the reply is a value.
 REQUESTS = ("values", "set_values", "attach", "loss", "entries", "arrays", "blocks", "complex_losses",
-            "gradient", "step_gradient")
+            "gradient", "step_gradient", "trace_backward")
 
 
 def serve(channel, evaluator: LocalEvaluator, check=None) -> None:
@@ -309,6 +330,7 @@ class RemoteEvaluator(Evaluator):
         self.loss_dtype = np.dtype(description["loss_dtype"])
         self.fixed_lr = description["fixed_lr"]
         self.step_name = description["step_name"]
+        self.code_data = description.get("code_data")
         self.requests = 0
 
     def _call(self, name: str, *args):
@@ -361,13 +383,17 @@ class RemoteEvaluator(Evaluator):
         self.gradient_calls += 1
         return self._call("step_gradient", lr)
 
+    def trace_backward(self, shapes) -> list:
+        self.gradient_calls += 1
+        return self._call("trace_backward", shapes)
+
 
 def describe(evaluator: LocalEvaluator) -> dict:
     """What a remote judge needs to know of a bound code before it asks anything."""
     return {"slots": evaluator.slots, "notes": list(evaluator.notes), "warnings": list(evaluator.warnings),
             "values": evaluator.values(), "uses_step": evaluator.uses_step,
             "loss_dtype": np.dtype(evaluator.loss_dtype).str, "fixed_lr": evaluator.fixed_lr,
-            "step_name": evaluator.step_name}
+            "step_name": evaluator.step_name, "code_data": evaluator.code_data}
 
 
 def nonfinite_message(what: str, value: float) -> UserCodeError:
@@ -380,7 +406,7 @@ def nonfinite_message(what: str, value: float) -> UserCodeError:
 def serve_code(channel, job) -> None:
     """The entry of the process that runs the code under test (``sandbox.Sandbox``): import and
     bind it on the first request ("open"), reply with its description, then answer requests."""
-    from backcheck.binding import bind, calls, load_code
+    from backcheck.binding import calls, open_code
 
     config, defaults = job
     calls.Caller.interrupts_are_code = True  # no terminal reaches this process: an interrupt is the code's
@@ -388,7 +414,7 @@ def serve_code(channel, job) -> None:
     if message is None:
         return
     try:
-        evaluator = LocalEvaluator(bind(config, load_code(config.code), defaults))
+        evaluator = LocalEvaluator(open_code(config, defaults))
     except BackcheckError as exc:
         channel.send(("error", exc))
         return

@@ -109,6 +109,9 @@ class PoolEvaluator(Evaluator):
     def step_gradient(self, lr):
         return self.local.step_gradient(lr)
 
+    def trace_backward(self, shapes):
+        return self.local.trace_backward(shapes)
+
     @property
     def uses_step(self):
         return self.local.uses_step

@@ -286,8 +286,11 @@ def backward(
     Y: np.ndarray,
     variants: tuple[Variant, ...] = (),
     cache: Cache | None = None,
+    trace: dict | None = None,
 ) -> Params:
-    """Gradients [(dW, db), ...] of ``loss``, with ``variants`` planted where they apply."""
+    """Gradients [(dW, db), ...] of ``loss``, with ``variants`` planted where they apply. ``trace``,
+    when given, receives every intermediate: (k, "dA") the gradient reaching layer k's output,
+    (k, "dZ") its pre-activation's, (k, "dW") and (k, "db")."""
     bp = Backprop(net, params, X, Y, cache or forward(net, params, X))
     L = len(net.layers)
     grads: list = [None] * L
@@ -314,6 +317,9 @@ def backward(
         if db is None:
             db = delta if b.ndim == 2 else delta.sum(axis=0)  # a 2-D canonical bias is per example
         grads[k - 1] = (dW, db)
+        if trace is not None:
+            trace[(k, "dA")] = bp.output_grad() if G is None else G
+            trace[(k, "dZ")], trace[(k, "dW")], trace[(k, "db")] = delta, dW, db
         if k > 1:
             G_next = first("upstream", delta, dW)
             G = delta @ W.T if G_next is None else G_next

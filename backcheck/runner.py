@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from backcheck import mistakes, reference
-from backcheck.binding import ReferenceBinding, Slot, bind, canonical_shape, code_shape, load_code, orientation
-from backcheck.data import make_data
+from backcheck.binding import ReferenceBinding, Slot, canonical_shape, code_shape, open_code, orientation
+from backcheck.data import from_code, make_data
 from backcheck.errors import BackcheckError, ConfigError, InternalError, UserCodeError
 from backcheck import conventions, gradcheck, points
 from backcheck.evaluator import LocalEvaluator
@@ -121,6 +121,10 @@ class Prepared:
     reference: bool = False  # backcheck's own network (no code:)
 
 
+def prep_where(config: Config) -> str:
+    return config.code.file.name if config.code else str(config.path)
+
+
 def default_params(config: Config) -> tuple[list, dict]:
     """backcheck's own initial parameters (canonical), and the same in the code's shapes for code without init."""
     net = config.network
@@ -155,7 +159,7 @@ def prepare(config: Config, options: Options, progress=None, isolate: bool = Tru
         if isolate:
             evaluator = open_sandboxed(config, options, defaults)
         else:
-            evaluator = LocalEvaluator(bind(config, load_code(config.code), defaults))
+            evaluator = LocalEvaluator(open_code(config, defaults))
         info["fixed_lr"] = getattr(evaluator, "fixed_lr", None)
         info["step_name"] = getattr(evaluator, "step_name", "step")
     progress("check")
@@ -163,10 +167,14 @@ def prepare(config: Config, options: Options, progress=None, isolate: bool = Tru
     orient, notes, warnings = param_orientations(values, net.widths, layout)
     per_example = {o.per_example for o in orient.values() if o.per_example}
     batch = max(per_example) if per_example else None
-    data = make_data(config, np.random.default_rng([config.check.seed, 2]), batch=batch)
+    if config.data.kind == "code":  # bound by place: the program's own inputs and targets
+        data = from_code(config.network, *evaluator.code_data, layout, targets, prep_where(config))
+        X, Y = evaluator.code_data
+    else:
+        data = make_data(config, np.random.default_rng([config.check.seed, 2]), batch=batch)
+        X, Y = data.for_code(layout, targets)
     notes = list(data.notes) + notes
     warnings += [CheckWarning(i, m) for i, m in data.warnings]
-    X, Y = data.for_code(layout, targets)
     try:
         evaluator.attach(X, Y, (data.X, data.Y))
     except BaseException:
@@ -274,7 +282,8 @@ def _forward_mismatch(net, params_c, data, f0: float, precision) -> CheckWarning
 # ---------------------------------------------------------------- the sandboxed code
 
 # What a reply from the sandboxed process may contain besides plain data and arrays.
-ACCEPT = ("backcheck.errors", "backcheck.results", "backcheck.numgrad", "backcheck.binding.params")
+ACCEPT = ("backcheck.errors", "backcheck.results", "backcheck.numgrad", "backcheck.binding.params",
+          "backcheck.binding.trace")
 PREIMPORT = ("numpy", "backcheck.evaluator", "backcheck.binding")
 
 
@@ -698,10 +707,33 @@ def _name(evidence_from, tables, an, conditioned, checked, net, data, precision,
         numeric={(s.layer, s.role): orient[s].canonical_of(table[s][1], shape(s)) for s in values},
         status=status, tolerance=precision.tolerance, forward_matches=mismatch is None, layout=layout,
         code_names={(s.layer, s.role): s.code_name for s in values})
-    found = mistakes.explain(report, [])
+    pairs = mistakes.explain_variants(report)
+    lines = _lines(pc, pairs, net, params, data, precision, layout)
+    found = [dataclasses.replace(f, line=lines.get(i)) for i, (f, _) in enumerate(pairs)]
     if evidence_from == "rescaled":
         found = [dataclasses.replace(f, point="rescaled") for f in found]
     return found
+
+
+def _lines(pc, pairs, net, params, data, precision, layout) -> dict:
+    """The line of each named mistake: one backward pass of the code recorded where the mistakes
+    were measured, read against the reference with and without each mistake (backcheck.lines)."""
+    from backcheck import lines
+
+    if not any(v is not None for _, v in pairs):
+        return {}
+    ev, start = pc.point.ev, None
+    if pc.point.name != "start":
+        start = ev.values()
+        ev.set_values(pc.point.values)
+    try:
+        events = ev.trace_backward(sorted(lines.shapes_of(net, len(data.X), layout)))
+    except BackcheckError:
+        return {}
+    finally:
+        if start is not None:
+            ev.set_values(start)
+    return lines.point(events, pairs, net, params, data.X, data.Y, precision.tolerance)
 
 
 def _start_pool(config: Config, options: Options, prep):

@@ -143,11 +143,12 @@ PINNED = {
     "long-file-name": (BASE + CODE.replace("net.py", "a" * 10_000 + ".py"),
                        "model.yaml:10:9: code.file: the system cannot look up this path: File name too long"),
     "not-python": (BASE + CODE.replace("net.py", "net.txt"),
-                   "model.yaml:10:9: code.file: expected a Python file ending in .py, got 'net.txt'"),
+                   "model.yaml:10:9: code.file: expected a Python file ending in .py (or a notebook, .ipynb), got "
+                   "'net.txt'"),
     "no-extension": (BASE + CODE.replace("net.py", "net"),
-                     "model.yaml:10:9: code.file: expected a Python file ending in .py, got 'net'"),
-    "notebook": (BASE + CODE.replace("net.py", "net.ipynb"),
-                 "model.yaml:10:9: code.file: this is a Jupyter notebook; backcheck imports a Python file"),
+                     "model.yaml:10:9: code.file: expected a Python file ending in .py (or a notebook, .ipynb), got "
+                     "'net'"),
+    "missing-notebook": (BASE + CODE.replace("net.py", "net.ipynb"), "model.yaml:10:9: code.file: no such file"),
     "code-folder": (BASE + CODE.replace("net.py", "pkg.py"),
                     "model.yaml:10:9: code.file: expected a Python file (.py), got the folder pkg.py"),
     "data-folder": (_sub("random: {batch: 8}", "csv: pkg.py\n  target: y"),

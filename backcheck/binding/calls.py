@@ -20,7 +20,9 @@ def describe(exc: BaseException) -> str:
 
 
 def user_where(exc: BaseException, path: Path) -> str:
-    """file:line of the deepest traceback frame in the user's folder."""
+    """file:line of the deepest traceback frame in the user's folder (a notebook's: its cell and line)."""
+    from backcheck.binding.program import program_of
+
     folder = path.parent.resolve()
     where = path.name
     for frame in traceback.extract_tb(exc.__traceback__):
@@ -29,7 +31,9 @@ def user_where(exc: BaseException, path: Path) -> str:
         except OSError:
             continue
         if folder in f.parents:
-            where = f"{f.relative_to(folder)}:{frame.lineno}"
+            program = program_of(frame.filename)
+            where = program.where(frame.lineno) if program is not None and program.cells is not None else \
+                f"{f.relative_to(folder)}:{frame.lineno}"
     return where
 
 

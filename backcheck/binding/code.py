@@ -559,10 +559,6 @@ class CodeBinding(Binding):
                 self._assign(s, arr)
 
 
-def bind(config: Config, loaded: Loaded, default_params: dict[Slot, np.ndarray] | None) -> Binding:
-    return CodeBinding(config, loaded, default_params)
-
-
 def _existing(root, parts) -> None:
     """Raise (AttributeError, KeyError, ...) unless the path resolves, for every element at a [*]."""
     if WILDCARD in parts:

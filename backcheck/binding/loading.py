@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from backcheck.binding.calls import Caller, describe, user_where
+from backcheck.binding.program import read_program
 from backcheck.errors import UserCodeError
 
 
@@ -89,20 +90,32 @@ def _exec_module(path: Path, name: str, folder: str | None, mode: str, notes: li
     if folder is not None and folder not in sys.path:
         sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
+    if spec is None:  # a notebook: no import machinery knows the suffix
+        import types
+
+        module = types.ModuleType(name)
+        module.__file__ = str(path)
+    else:
+        module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    program = read_program(path)
+    notes.extend(program.notes)
+    if program.cells is not None:  # a notebook: what Jupyter gives every cell for free
+        module.__dict__.setdefault("display", lambda *args, **kwargs: None)
     try:
         if mode == "definitions":
-            tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+            tree = ast.parse(program.source, str(path))
             tree.body, skipped = _definitions(tree.body)
             if skipped:
-                notes.append(f"import: definitions ran {path.name} without the statements at line(s) "
-                             f"{', '.join(map(str, skipped[:8]))}{' ...' if len(skipped) > 8 else ''}")
+                notes.append(f"import: definitions ran {path.name} without the statements at "
+                             f"{', '.join(program.where(n) for n in skipped[:8])}{' ...' if len(skipped) > 8 else ''}")
             exec(compile(tree, str(path), "exec"), module.__dict__)  # noqa: S102 - the code under test
+        elif program.cells is not None:
+            exec(compile(program.source, str(path), "exec"), module.__dict__)  # noqa: S102 - the code under test
         else:
             spec.loader.exec_module(module)
     except SyntaxError as exc:
-        where = f"{Path(exc.filename or path).name}:{exc.lineno}"
+        where = program.where(exc.lineno) if exc.filename == str(path) else f"{Path(exc.filename or path).name}:{exc.lineno}"
         raise UserCodeError(f"the file does not compile: SyntaxError: {exc.msg}", where) from None
     except BaseException as exc:  # noqa: BLE001 - whatever the import raised is the user's error
         if isinstance(exc, KeyboardInterrupt) and not Caller.interrupts_are_code:

@@ -2,6 +2,6 @@
 gradient against it."""
 
 from backcheck.mistakes.catalog import CATALOG, Entry, mistake, parse_injections
-from backcheck.mistakes.matching import Evidence, explain, ordered, param_pattern
+from backcheck.mistakes.matching import Evidence, explain, explain_variants, ordered, param_pattern
 
-__all__ = ["CATALOG", "Entry", "Evidence", "explain", "mistake", "ordered", "param_pattern", "parse_injections"]
+__all__ = ["CATALOG", "Entry", "Evidence", "explain", "explain_variants", "mistake", "ordered", "param_pattern", "parse_injections"]

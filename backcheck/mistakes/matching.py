@@ -60,15 +60,46 @@ def _layer_rel(ev: Evidence, grads, k: int) -> float:
 
 def explain(ev: Evidence, findings: list) -> list:
     """Findings for every wrong layer, most likely cause first. Correct programs get none."""
+    return ordered(findings + [f for f, _ in explain_variants(ev)])
+
+
+def explain_variants(ev: Evidence) -> list:
+    """[(finding, variant or None)]: each named mistake with the variant of the reference backward
+    that reproduces it (None for an unknown one), for the line pointer."""
     wrong_layers = sorted({k for (k, _), st in ev.status.items() if st == WRONG}, reverse=True)
     if not wrong_layers:
-        return ordered(findings)
+        return []
     cache = reference.forward(ev.net, ev.params, ev.X)
     scale = _global_scale(ev, cache)
     if scale:
-        return ordered(findings + scale)
-    found, _ = _layer_search(ev, cache, wrong_layers[0])
-    return ordered(findings + _merge_global(ev, found))
+        return [(f, _scale_variant(f, ev)) for f in scale]
+    found, mistakes = _layer_search(ev, cache, wrong_layers[0])
+    pairs = list(zip(found, _variants_of(found, mistakes)))
+    merged = _merge_global(ev, found)
+    if len(merged) != len(found):  # every layer's missing L2 became one finding for the network
+        pairs = [(f, v) for f, v in pairs if f in merged] + [(f, None) for f in merged if f not in found]
+    return pairs
+
+
+def _variants_of(found: list, mistakes: list) -> list:
+    """The variant behind each finding of a layer search (unknown ones have none)."""
+    out, left = [], list(mistakes)
+    for f in found:
+        match = next((v for v in left if v.id == f.id and getattr(v, "layer", None) in (f.layer, None)), None)
+        if match is None and f.id.startswith("scale/") or f.id == "loss-derivative/scale":
+            match = next((v for v in left if isinstance(v, (LayerScaled, Scaled))), None)
+        if match is not None:
+            left.remove(match)
+        out.append(match)
+    return out
+
+
+def _scale_variant(f: Finding, ev: Evidence):
+    """A variant for a global scale finding (the factor is in its evidence)."""
+    import re
+
+    m = re.search(r"gradients are ([-0-9.e+]+) times", f.detail)
+    return Scaled(f.id, float(m.group(1))) if m else None
 
 
 def ordered(findings: list) -> list:

@@ -16,7 +16,33 @@ TARGETS = ("onehot", "labels")
 ROLES = ("W", "b")
 ORIENTS = ("in_out", "out_in")
 CODE_KEYS = ("file", "root", "import", "layout", "targets", "per_example", "gradient_of", "objects", "params",
-             "model", "init", "forward", "loss", "gradients", "backward", "step", "grads", "chain")
+             "model", "init", "forward", "loss", "gradients", "backward", "step", "grads", "chain", "place", "cwd")
+PLACE_KEYS = ("forward", "loss", "backward", "data", "run")
+CODE_SUFFIXES = (".py", ".ipynb")
+
+
+@dataclass(frozen=True)
+class LinesSpec:
+    """Where a block of code is: lines of the file, or cells of a notebook (resolved once it is read).
+
+    ``items``: ("lines", first, last) | ("cell", n, first or None, last or None) |
+    ("tag", name, first or None, last or None); lines from 1, inclusive."""
+
+    items: tuple
+    text: str  # as the YAML wrote it, for messages
+    key: str  # e.g. "code.place.backward"
+
+
+@dataclass(frozen=True)
+class PlaceSpec:
+    """Binding by place (docs/place.md): the blocks of a script or notebook the check runs itself."""
+
+    backward: LinesSpec
+    forward: LinesSpec | None = None
+    loss: LinesSpec | None = None
+    value: str | None = None  # the loss after the blocks: a name or a Python expression
+    data: tuple = ()  # (("X", name), ("Y", name)): the code's own inputs and targets
+    run: Call | None = None  # a function to call (after importing the file) instead of running it as __main__
 
 
 @dataclass(frozen=True)
@@ -53,11 +79,16 @@ class CodeSpec:
     spec_loss: bool = False  # loss: spec
     file_given: str = ""  # code.file as the YAML wrote it
     objects: tuple = ()  # ((name, Call or EXPR), ...) made once after model: and init:
+    place: PlaceSpec | None = None  # bound by place: lines or cells, not functions
+    cwd: Path | None = None  # the code's working directory; None: the folder of code.file
 
     @property
+    def notebook(self) -> bool:
+        return self.file.suffix == ".ipynb"
+    @property
     def style(self) -> str:
-        """functions | object | chain, with -step when gradients are read from a step."""
-        base = "chain" if self.chain else "object" if self.model else "functions"
+        """functions | object | chain | place, with -step when gradients are read from a step."""
+        base = "place" if self.place else "chain" if self.chain else "object" if self.model else "functions"
         return base + ("-step" if self.uses_step else "")
 
     @property
@@ -80,6 +111,13 @@ def read_code(sec: Section, layers: tuple[LayerSpec, ...]) -> CodeSpec:
         if root.resolve() not in resolved.resolve().parents and sec.reader.require_code:
             sec.fail("root", f"the folder {root} does not contain code.file {file}")
         root = root.resolve()
+    cwd = None
+    if sec.get("cwd", str, what="a folder") is not None:
+        cwd = (sec.reader.code_base / sec.get("cwd", str)).resolve()
+        if sec.reader.require_code and sec.on_disk("cwd", cwd) != "folder":
+            sec.fail("cwd", f"no such folder: {shown_path(cwd)}")
+    if sec.has("place"):
+        return _placed(sec, layers, file, resolved, root, cwd)
     calls = Calls(sec)
     model = calls.get("model")
     objects = calls.objects()
@@ -147,7 +185,7 @@ def read_code(sec: Section, layers: tuple[LayerSpec, ...]) -> CodeSpec:
         import_mode=sec.get("import", str, default="all", choices=("all", "definitions")),
         per_example={False: "batch", True: "example", "vector": "vector"}[_per_example(sec)],
         gradient_of=sec.get("gradient_of", str, default="mean", choices=("mean", "sum")),
-        spec_loss=spec_loss, file_given=file, objects=objects)
+        spec_loss=spec_loss, file_given=file, objects=objects, cwd=cwd)
 
 
 def _check_code_file(sec: Section, file: str, resolved: Path) -> None:
@@ -158,12 +196,8 @@ def _check_code_file(sec: Section, file: str, resolved: Path) -> None:
     found = sec.on_disk("file", resolved) if sec.reader.require_code else "file"
     if found == "folder":
         sec.fail("file", f"expected a Python file (.py), got the folder {shown_path(resolved)}")
-    if name.endswith(".ipynb"):
-        sec.fail("file", "this is a Jupyter notebook; backcheck imports a Python file: export the notebook as "
-                         "a .py script (File > Save and Export Notebook As > Executable Script) and name that "
-                         "here")
-    if not name.endswith(".py"):
-        sec.fail("file", f"expected a Python file ending in .py, got {shown_path(file)!r}")
+    if not name.endswith(CODE_SUFFIXES):
+        sec.fail("file", f"expected a Python file ending in .py (or a notebook, .ipynb), got {shown_path(file)!r}")
     if found is None:
         sec.fail("file", f"no such file: {shown_path(resolved)}")
 
@@ -200,7 +234,7 @@ def _chain(sec: Section, calls: "Calls") -> ChainSpec:
 
 
 def _param_table(sec: Section, key: str, layers: tuple[LayerSpec, ...], orient: bool = True,
-                 calls: "Calls | None" = None) -> tuple[dict, ...]:
+                 calls: "Calls | None" = None, expressions: bool = False) -> tuple[dict, ...]:
     """Per layer {"W": path, "b": path, "orient": ...}: from a list, or from one template mapping
     with {k} (layer from 1) and {i} (from 0)."""
     loc = sec.require(key, _TABLE)
@@ -229,6 +263,10 @@ def _param_table(sec: Section, key: str, layers: tuple[LayerSpec, ...], orient: 
             if role not in raw:
                 psec.get(role, str, required=True, what=_PATH)
             text = raw[role].replace("{k}", str(i + 1)).replace("{i}", str(i))
+            if expressions:  # binding by place: a Python expression in the code's namespace
+                _expression(psec, role, text)
+                entry[role] = text
+                continue
             try:
                 parse_expr(text) if text.startswith("$") else parse_path(text)
             except ValueError as exc:
@@ -251,3 +289,110 @@ _PATH = "a name or a path such as W1, layers[0].weights or params['W1']"
 def _roles(psec: Section, allowed: tuple[str, ...]) -> dict:
     """The entry's keys that have a value (null is as good as absent)."""
     return {r: v for r in allowed if (v := psec.get(r, str, what=_PATH if r in ROLES else None)) is not None}
+
+
+# ---------------------------------------------------------------- binding by place
+
+
+def _placed(sec: Section, layers: tuple[LayerSpec, ...], file: str, resolved: Path, root, cwd) -> CodeSpec:
+    """code: with place: (docs/place.md): blocks of lines, names in the code's namespace."""
+    for key in ("model", "init", "forward", "loss", "gradients", "backward", "step", "chain", "objects",
+                "per_example", "gradient_of"):
+        if sec.has(key):
+            sec.fail(key, f"{key} does not go with place:; place: says where the code's blocks are")
+    psec = Section(sec.reader, sec.located("place"), "code.place", PLACE_KEYS)
+    backward = _lines(psec, "backward", required=True)
+    forward = _lines(psec, "forward") if psec.has("forward") else None
+    loss, value, spec_loss = None, None, False
+    if psec.has("loss"):
+        raw = plain(psec.located("loss"))
+        if raw == "spec":
+            spec_loss = True
+        elif isinstance(raw, dict):
+            lsec = Section(sec.reader, psec.located("loss"), "code.place.loss", ("lines", "value"))
+            loss = _lines(lsec, "lines") if lsec.has("lines") else None
+            value = lsec.get("value", str, required=True, what="the name (or a Python expression) of the loss")
+            _expression(lsec, "value", value)
+        else:
+            psec.fail("loss", "expected spec, or {lines: LINES, value: NAME-OR-EXPRESSION} (the lines that compute "
+                              "the loss and the name holding it)")
+    else:
+        psec.require("loss", "{lines: LINES, value: NAME}, or spec when the code computes no loss")
+    data = ()
+    if psec.has("data"):
+        dsec = Section(sec.reader, psec.located("data"), "code.place.data", ("X", "Y"))
+        data = tuple((k, dsec.get(k, str, what="a name in the code")) for k in ("X", "Y") if dsec.has(k))
+        for k, name in data:
+            _expression(dsec, k, name)
+    run = None
+    if psec.has("run"):
+        run = Calls(sec).parse(psec.located("run"), "code.place.run")
+    params = _param_table(sec, "params", layers)
+    grads = _param_table(sec, "grads", layers, orient=False, expressions=True)
+    place = PlaceSpec(backward, forward, loss, value, data, run)
+    return CodeSpec(
+        resolved.resolve() if resolved.exists() else resolved.absolute(),
+        sec.get("layout", str, default="rows", choices=LAYOUTS),
+        sec.get("targets", str, default="onehot", choices=TARGETS),
+        params, grads=grads, root=root,
+        import_mode=sec.get("import", str, default="all", choices=("all", "definitions")),
+        spec_loss=spec_loss, file_given=file, place=place, cwd=cwd)
+
+
+_LINES_HELP = ("LINES: 12, '12-20', a list of those, or in a notebook {cell: 3}, {cell: 3, lines: 2-9}, "
+               "{tag: backward}")
+
+
+def _lines(sec: Section, key: str, required: bool = False) -> LinesSpec:
+    """A LINES value (docs/place.md)."""
+    if required:
+        sec.require(key, _LINES_HELP)
+    loc = sec.located(key)
+    raw = plain(loc)
+    keypath = sec.path(key)
+    values = raw if isinstance(raw, list) else [raw]
+    if not values:
+        sec.fail(key, f"expected {_LINES_HELP}")
+    items = []
+    for v in values:
+        if isinstance(v, dict):
+            extra = set(v) - {"cell", "tag", "lines"}
+            if extra or ("cell" in v) == ("tag" in v):
+                sec.fail(key, f"expected {{cell: N}} or {{tag: NAME}}, with lines: inside the cell if needed; got {v}")
+            first, last = _range(sec, key, v["lines"]) if "lines" in v else (None, None)
+            if "cell" in v:
+                if not isinstance(v["cell"], int) or isinstance(v["cell"], bool) or v["cell"] < 1:
+                    sec.fail(key, f"cell: expected the cell's number among the code cells, from 1; got {v['cell']!r}")
+                items.append(("cell", v["cell"], first, last))
+            else:
+                if not isinstance(v["tag"], str) or not v["tag"].strip():
+                    sec.fail(key, f"tag: expected the name of a cell's tag; got {v['tag']!r}")
+                items.append(("tag", v["tag"].strip(), first, last))
+        else:
+            items.append(("lines",) + _range(sec, key, v))
+    return LinesSpec(tuple(items), _show(raw), keypath)
+
+
+def _range(sec: Section, key: str, v) -> tuple[int, int]:
+    if isinstance(v, int) and not isinstance(v, bool):
+        first = last = v
+    elif isinstance(v, str) and v.replace(" ", "").replace("-", "").isdigit() and v.count("-") <= 1:
+        a, _, b = v.replace(" ", "").partition("-")
+        first, last = int(a), int(b or a)
+    else:
+        sec.fail(key, f"expected a line (12) or a range of lines ('12-20'), got {v!r}")
+    if first < 1 or last < first:
+        sec.fail(key, f"expected lines from 1 with the first no later than the last, got {v!r}")
+    return first, last
+
+
+def _show(raw) -> str:
+    return ", ".join(str(x) for x in raw) if isinstance(raw, list) else str(raw)
+
+
+def _expression(sec: Section, key: str, text: str) -> None:
+    """A Python expression evaluated in the code's namespace: it must at least compile."""
+    try:
+        compile(text, f"<{sec.path(key)}>", "eval")
+    except SyntaxError as exc:
+        sec.fail(key, f"expected a name or a Python expression, got {text!r} ({exc.msg})")

@@ -53,10 +53,13 @@ def parse_config(text: str, path: Path, code_base: Path | None = None, require_c
                          "remove code: to check backcheck's own reference network")
     network = read_network(Section(reader, top.require("network", "a mapping with input:, layers: and loss:"),
                                    "network", NETWORK_KEYS))
-    data = read_data(Section(reader, top.require("data", "a mapping with one of random:, csv: or npz:"),
-                             "data", DATA_KEYS))
     code = read_code(Section(reader, top.located("code"), "code", CODE_KEYS), network.layers) \
         if top.has("code") else None
+    if code is not None and code.place is not None and not top.has("data"):
+        data = DataSpec("code")  # bound by place: the code's own data, as its program made it
+    else:
+        data = read_data(Section(reader, top.require("data", "a mapping with one of random:, csv: or npz:"),
+                                 "data", DATA_KEYS))
     check = read_check(Section(reader, top.located("check"), "check", CHECK_KEYS)) \
         if top.has("check") else CheckSpec()
     train = read_train(Section(reader, top.located("train"), "train", TRAIN_KEYS)) \
