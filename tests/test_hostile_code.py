@@ -132,15 +132,20 @@ def test_nothing_the_code_starts_outlives_the_check(tmp_path, how):
     start = {"popen": "import subprocess\nsubprocess.Popen(['sleep', '60'])\n",
              "new_session": "import subprocess\nsubprocess.Popen(['sleep', '60'], start_new_session=True)\n",
              "fork_at_import": "import os, time\nif os.fork() == 0:\n    time.sleep(60)\n    os._exit(0)\n"}[how]
+    import time
+
     before = set(_marked())
     j = verify(write(tmp_path, start + LOSS + GRADS)).to_json()
     assert j["exit_code"] == 0, j["error"]
+    deadline = time.monotonic() + 2.0  # killed processes may take a moment to leave the process table
+    while set(_marked()) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert set(_marked()) - before == set()
 
 
 def test_the_codes_own_objects_come_back_as_they_were(tmp_path):
     """In-process binding: int64 and read-only arrays are probed through float copies and put back."""
-    from backcheck.binding import bind, load_code
+    from backcheck.binding import CodeBinding, load_code
     from backcheck.evaluator import LocalEvaluator
     from backcheck.runner import default_params
     from backcheck.spec import load_config
@@ -152,7 +157,7 @@ def test_the_codes_own_objects_come_back_as_they_were(tmp_path):
     loaded = load_code(config.code)
     module = loaded.module
     keep = {k: (v, v.copy(), v.dtype, v.flags.writeable) for k, v in module.PARAMS.items()}
-    ev = LocalEvaluator(bind(config, loaded, default_params(config)[1]))
+    ev = LocalEvaluator(CodeBinding(config, loaded, default_params(config)[1]))
     ev.attach(np.ones((6, 3)), np.eye(2)[[0, 1, 0, 1, 0, 1]], None)
     values = ev.values()
     ev.entries(ev.slots[0], np.arange(3), values[ev.slots[0]].reshape(-1)[:3] + 0.5)

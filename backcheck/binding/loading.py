@@ -107,8 +107,10 @@ def _exec_module(path: Path, name: str, folder: str | None, mode: str, notes: li
             tree = ast.parse(program.source, str(path))
             tree.body, skipped = _definitions(tree.body)
             if skipped:
+                shown = [str(n) if program.cells is None else program.where(n) for n in skipped[:8]]
                 notes.append(f"import: definitions ran {path.name} without the statements at "
-                             f"{', '.join(program.where(n) for n in skipped[:8])}{' ...' if len(skipped) > 8 else ''}")
+                             f"{'line(s) ' if program.cells is None else ''}{', '.join(shown)}"
+                             f"{' ...' if len(skipped) > 8 else ''}")
             exec(compile(tree, str(path), "exec"), module.__dict__)  # noqa: S102 - the code under test
         elif program.cells is not None:
             exec(compile(program.source, str(path), "exec"), module.__dict__)  # noqa: S102 - the code under test
