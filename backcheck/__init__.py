@@ -4,12 +4,15 @@
 
     backcheck.verify("model.yaml")           # check the code a YAML file points at (sandboxed); a CheckResult
     backcheck.diagnose("model.yaml")         # the check, then training with the code's gradients
+    backcheck.check(loss, gradients, params=..., X=..., Y=..., network="4-5-3 tanh softmax cross_entropy")
+                                             # callables and arrays, checked in this process
 """
 
 __version__ = "1.0.0"
 
 _LAZY = {
     "verify": ("backcheck.runner", "verify"),
+    "check": ("backcheck.api", "check"),
     "diagnose": ("backcheck.runner", "diagnose_config_path"),
     "Options": ("backcheck.runner", "Options"),
     "CheckResult": ("backcheck.results", "CheckResult"),

@@ -22,6 +22,21 @@ def console(no_color: bool = False, stderr: bool = False) -> Console:
     return Console(stderr=stderr, no_color=no_color or "NO_COLOR" in os.environ, highlight=False)
 
 
+def report_text(result: CheckResult, width: int = 100, color: bool = False) -> str:
+    """The report as text (with ANSI colours when ``color``), for a REPL, a test or an assertion message."""
+    import io
+
+    out = io.StringIO()
+    report(result, Console(file=out, width=width, force_terminal=color, no_color=not color, highlight=False,
+                           color_system="standard" if color else None))
+    return out.getvalue()
+
+
+def renderable(result: CheckResult, width: int) -> Text:
+    """The coloured report as one rich renderable (how a CheckResult shows itself to rich and Jupyter)."""
+    return Text.from_ansi(report_text(result, width, color=True))
+
+
 def to_json(result: CheckResult) -> str:
     """Strict JSON: a NaN or inf that reached the result is a bug here, not an ``Infinity`` on stdout."""
     return json.dumps(result.to_json(), indent=2, allow_nan=False)
@@ -74,6 +89,10 @@ def report(result: CheckResult, console: Console) -> None:
         for n, f in enumerate(errors, 1):
             body.append(f"{n}. [{f.id}] ", style="bold red")
             body.append(f.title + "\n", style="bold")
+            if f.line:
+                body.append("   line: ", style="cyan")
+                body.append(f"{f.line['where']}: ", style="bold")
+                body.append(f.line["source"] + "\n")
             if f.fix:
                 body.append("   fix: ", style="green")
                 body.append(f.fix + "\n")

@@ -235,6 +235,32 @@ class CheckResult:
             return ExitCode.INCONCLUSIVE
         return ExitCode.OK
 
+    # -- shown in a terminal, a REPL or a notebook (the report of ``backcheck verify``)
+    def report(self, width: int = 100, color: bool = False) -> str:
+        """The text report, as the CLI prints it."""
+        from backcheck import render
+
+        return render.report_text(self, width, color)
+
+    def show(self) -> None:
+        """Print the coloured report."""
+        from backcheck import render
+
+        render.report(self, render.console())
+
+    def __str__(self) -> str:
+        return self.report()
+
+    def __rich_console__(self, console, options):
+        from backcheck import render
+
+        yield render.renderable(self, options.max_width)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<pre style='font-family: monospace'>{html.escape(self.report(100))}</pre>"
+
     @property
     def inconclusive(self) -> list:
         """The parameters that could not be checked (nothing else decides the exit code then)."""

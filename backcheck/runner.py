@@ -141,9 +141,24 @@ def default_params(config: Config) -> tuple[list, dict]:
     return canon, defaults
 
 
-def prepare(config: Config, options: Options, progress=None, isolate: bool = True) -> Prepared:
+def check_binding(config: Config, binding, options: Options, shown: str) -> CheckResult:
+    """Check code already bound in this process (the Python API's callables)."""
+    try:
+        prep = prepare(config, options, binding=binding)
+    except BackcheckError as exc:
+        return failed(shown, config.path, exc, config.name)
+    try:
+        return _check_prepared(config, options, shown, prep, None)
+    except BackcheckError as exc:
+        return failed(shown, config.path, exc, config.name)
+    finally:
+        prep.evaluator.close()
+
+
+def prepare(config: Config, options: Options, progress=None, isolate: bool = True, binding=None) -> Prepared:
     """Open the code (or the reference) behind an evaluator, build the data and attach it. With
-    ``isolate`` the code is imported and bound in a sandboxed process, else in this one."""
+    ``isolate`` the code is imported and bound in a sandboxed process, else in this one; ``binding``:
+    code bound already (the Python API)."""
     net = config.network
     progress = progress or (lambda phase: None)
     canon, defaults = default_params(config)
@@ -156,7 +171,9 @@ def prepare(config: Config, options: Options, progress=None, isolate: bool = Tru
     else:
         layout, targets = config.code.layout, config.code.targets
         progress("import")
-        if isolate:
+        if binding is not None:
+            evaluator = LocalEvaluator(binding)
+        elif isolate:
             evaluator = open_sandboxed(config, options, defaults)
         else:
             evaluator = LocalEvaluator(open_code(config, defaults))
