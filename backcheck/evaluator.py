@@ -217,9 +217,9 @@ class LocalEvaluator(Evaluator):
         self.gradient_calls += 1
         return dict(self.binding.step_gradient(lr))
 
-    def trace_backward(self, shapes) -> list:
-        """One gradient of the code, recorded line by line (binding.trace): what each statement of the
-        code's files assigned, for the line pointer. [] for backcheck's own network."""
+    def trace_backward(self, shapes, lr: float = 1e-6) -> list:
+        """One gradient of the code (a step's at ``lr``), recorded line by line (binding.trace): what
+        each statement of the code's files assigned, for the line pointer. [] for backcheck's own network."""
         from pathlib import Path
 
         from backcheck.binding.program import program_of
@@ -233,7 +233,7 @@ class LocalEvaluator(Evaluator):
             program = program_of(filename)
             return program.where(line) if program is not None else f"{Path(filename).name}:{line}"
 
-        run = (lambda: self.binding.step_gradient(1e-6)) if self.uses_step else self.binding.analytic
+        run = (lambda: self.binding.step_gradient(lr)) if self.uses_step else self.binding.analytic
         return record(run, code.file.parent, where_of, {tuple(s) for s in shapes})
 
     def close(self) -> None:
@@ -383,9 +383,9 @@ class RemoteEvaluator(Evaluator):
         self.gradient_calls += 1
         return self._call("step_gradient", lr)
 
-    def trace_backward(self, shapes) -> list:
+    def trace_backward(self, shapes, lr: float = 1e-6) -> list:
         self.gradient_calls += 1
-        return self._call("trace_backward", shapes)
+        return self._call("trace_backward", shapes, lr)
 
 
 def describe(evaluator: LocalEvaluator) -> dict:

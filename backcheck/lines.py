@@ -66,35 +66,94 @@ def _match(value: np.ndarray, target: np.ndarray, scales, tol: float):
     return best
 
 
-def point(events: list, pairs: list, net, params, X, Y, tolerance: float) -> dict:
+def point(events: list, pairs: list, net, params, X, Y, tolerance: float, wrong: dict | None = None,
+          per_example: bool = False) -> dict:
     """{index of the finding in ``pairs``: line} for the findings a statement can be blamed for.
 
-    ``pairs``: [(finding, variant or None)] from the naming engine; ``events``: the recorded
-    statements; line = {"file", "line", "where", "source"}."""
-    n = len(X)
-    variants = [v for _, v in pairs if v is not None]
-    if not events or not variants:
+    ``pairs``: [(finding, variant, a tuple of variants, or None)] from the naming engine; ``events``:
+    the recorded statements; ``wrong``: layer -> the code's gradients of that layer's wrong
+    parameters (code shapes), for mistakes no variant reproduces; ``per_example``: the code is
+    called one example at a time (the recording starts with the first). line = {"file", "line",
+    "where", "source"}."""
+    if not events:
         return {}
+    if per_example:
+        X, Y = X[:1], Y[:1]
+    n = len(X)
     tol = max(10 * tolerance, 1e-9)
-    everything = intermediates(net, params, X, Y, variants)
+    planted = [v for _, group in pairs for v in _group(group)]
+    everything = intermediates(net, params, X, Y, planted)
     right = intermediates(net, params, X, Y)
     cache = reference.forward(net, params, X)
     for k in range(1, len(net.layers) + 1):  # forward values are right at scale 1 too
         right[(k, "Z")], right[(k, "A")] = cache.Z[k], cache.A[k]
     out = {}
-    for i, (finding, variant) in enumerate(pairs):
-        if variant is None:
-            continue
-        if finding.id.startswith("scale/") or finding.id == "loss-derivative/scale" and finding.layer is None:
+    for i, (finding, group) in enumerate(pairs):
+        members = _group(group)
+        line = None
+        if members and all(_is_scale(v) for v in members):
             line = _scale_line(events, right, n, tol)
-        else:
-            without = intermediates(net, params, X, Y, [v for v in variants if v is not variant])
+        elif members:
+            without = intermediates(net, params, X, Y, [v for v in planted if all(v is not m for m in members)])
             changed = {key: val for key, val in everything.items()
                        if key in without and not _same(val, without[key], tol)}
             line = _first(events, changed, n, tol)
+        if line is None and wrong and finding.layer in wrong:
+            if finding.id == "weight-gradient/transposed":  # its value is right, read the other way round
+                line = _final(events, wrong[finding.layer])
+            else:
+                line = _on_the_path(events, wrong[finding.layer], right, n, tol)
         if line is not None:
             out[i] = line
     return out
+
+
+def _group(group) -> tuple:
+    if group is None:
+        return ()
+    return tuple(group) if isinstance(group, (tuple, list)) else (group,)
+
+
+def _is_scale(v) -> bool:
+    """A mistake that scales every gradient at the end (not the output delta, which flows down)."""
+    return type(v).__name__ in ("Scaled", "BatchScaled") and not getattr(v, "output_only", False)
+
+
+def _on_the_path(events, grads: list, right: dict, n: int, tol: float):
+    """For a mistake no variant reproduces: the first statement on the way to the code's wrong gradient
+    whose own value matches no right value while everything it read did (or was the code's input)."""
+    scales = (1.0, float(n), 1.0 / n, -1.0)
+    ok = {e.index: any(_match(e.value, np.asarray(t, dtype=np.float64), scales, tol) is not None
+                       for t in right.values()) for e in events}
+    finals = [e for e in events if any(_equal(e.value, g) for g in grads)]
+    if not finals:
+        return None
+    by = {e.index: e for e in events}
+    seen, culprits, todo = set(), [], [finals[-1].index]
+    while todo:
+        i = todo.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        e = by[i]
+        if ok[i]:
+            continue
+        bad = [d for d in e.deps if not ok.get(d, True)]
+        if bad:
+            todo += bad
+        elif e.kind in ("line", "return"):
+            culprits.append(e)
+    return _line(min(culprits, key=lambda e: e.index)) if culprits else None
+
+
+def _final(events, grads: list):
+    finals = [e for e in events if e.kind == "line" and any(_equal(e.value, g) for g in grads)]
+    return _line(finals[-1]) if finals else None
+
+
+def _equal(value: np.ndarray, grad) -> bool:
+    g = np.asarray(grad, dtype=np.float64)
+    return any(v.shape == g.shape and np.allclose(v, g, rtol=1e-12, atol=0) for v in _candidates(value, 0))
 
 
 def _same(a, b, tol) -> bool:
@@ -107,13 +166,23 @@ def _first(events, changed: dict, n: int, tol: float):
     """The first statement whose value is one the mistake changed (in the code's layout, at any of
     the usual scales: the batch size moved between the delta and the weight gradients)."""
     scales = (1.0, float(n), 1.0 / n, -1.0)
-    for e in events:
-        if e.kind != "line":
+    for j, e in enumerate(events):
+        if e.kind == "arg":
             continue
         for key, target in sorted(changed.items(), key=lambda kv: (-kv[0][0], KINDS.index(kv[0][1]))):
             if _match(e.value, np.asarray(target, dtype=np.float64), scales, tol) is not None:
-                return _line(e)
+                return _line(_call_site(events, j) if e.helper else e)
     return None
+
+
+def _call_site(events, j: int):
+    """A one-statement helper returned the value: the line that called it (and kept its value) is
+    where the code chose what to apply it to."""
+    e = events[j]
+    for later in events[j + 1:]:
+        if later.kind == "line" and later.value.shape == e.value.shape and np.array_equal(later.value, e.value):
+            return later
+    return e
 
 
 def _scale_line(events, right: dict, n: int, tol: float):

@@ -109,8 +109,8 @@ class PoolEvaluator(Evaluator):
     def step_gradient(self, lr):
         return self.local.step_gradient(lr)
 
-    def trace_backward(self, shapes):
-        return self.local.trace_backward(shapes)
+    def trace_backward(self, shapes, lr=1e-6):
+        return self.local.trace_backward(shapes, lr)
 
     @property
     def uses_step(self):

@@ -526,7 +526,7 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
         layers.append(LayerResult(k, net.label(k), tuple(results[s][0] for s in layer_slots)))
     findings += _name(evidence_from, tables, an, conditioned, checked, net, data,
                       precision_r if evidence_from == "rescaled" else precision, orient, mismatch,
-                      prep.layout, results)
+                      prep.layout, results, findings, config.code is not None and config.code.per_example != "batch")
     return CheckResult(
         config=shown, name=config.name,
         method=Method(checked.method, precision.eps, precision.dtype, "exhaustive" if options.exhaustive else "default",
@@ -695,7 +695,7 @@ def _merge(tables: dict) -> tuple[dict, str]:
 
 
 def _name(evidence_from, tables, an, conditioned, checked, net, data, precision, orient, mismatch, layout,
-          results) -> list:
+          results, earlier: list, per_example: bool = False) -> list:
     """The named mistakes, from the point where the wrong gradients were measured."""
     if not any(r[0].status == "wrong" for r in results.values()):
         return []
@@ -725,32 +725,59 @@ def _name(evidence_from, tables, an, conditioned, checked, net, data, precision,
         status=status, tolerance=precision.tolerance, forward_matches=mismatch is None, layout=layout,
         code_names={(s.layer, s.role): s.code_name for s in values})
     pairs = mistakes.explain_variants(report)
-    lines = _lines(pc, pairs, net, params, data, precision, layout)
+    read = [(f, _variant_of_read(f, an)) for f in earlier]  # found reading the gradients: stale weights, shapes
+    wrong = {}
+    for s in values:
+        if status[(s.layer, s.role)] == "wrong" or results[s][0].why == "transposed":
+            wrong.setdefault(s.layer, []).append(grads[s])
+    lines = _lines(pc, pairs + read, net, params, data, precision, layout, wrong, per_example, an.rate)
     found = [dataclasses.replace(f, line=lines.get(i)) for i, (f, _) in enumerate(pairs)]
     if evidence_from == "rescaled":
         found = [dataclasses.replace(f, point="rescaled") for f in found]
+    earlier[:] = [dataclasses.replace(f, line=lines.get(len(pairs) + i)) for i, (f, _) in enumerate(read)]
     return found
 
 
-def _lines(pc, pairs, net, params, data, precision, layout) -> dict:
+def _variant_of_read(f, an):
+    """The reference's version of a mistake found while reading the gradients (stale weights)."""
+    if f.id == "step/stale-weights" and an.rate:
+        from backcheck.mistakes.catalog import Stale
+
+        return Stale(f.layer, an.rate)
+    return None
+
+
+def _lines(pc, pairs, net, params, data, precision, layout, wrong, per_example, rate) -> dict:
     """The line of each named mistake: one backward pass of the code recorded where the mistakes
     were measured, read against the reference with and without each mistake (backcheck.lines)."""
     from backcheck import lines
 
-    if not any(v is not None for _, v in pairs):
+    if not pairs:
         return {}
     ev, start = pc.point.ev, None
     if pc.point.name != "start":
         start = ev.values()
         ev.set_values(pc.point.values)
+    shapes = sorted(lines.shapes_of(net, len(data.X), layout))
+    stale = [i for i, (f, _) in enumerate(pairs) if f.id == "step/stale-weights"]
     try:
-        events = ev.trace_backward(sorted(lines.shapes_of(net, len(data.X), layout)))
+        events = ev.trace_backward(shapes)
+        # Stale weights show only at a real step: that recording is taken at the step's rate.
+        events_at_rate = ev.trace_backward(shapes, rate) if stale and rate else None
     except BackcheckError:
         return {}
     finally:
         if start is not None:
             ev.set_values(start)
-    return lines.point(events, pairs, net, params, data.X, data.Y, precision.tolerance)
+    # Every mistake stays planted in the reference; stale weights are looked for in their own recording.
+    planted = [(f, None) if i in stale else (f, v) for i, (f, v) in enumerate(pairs)]
+    out = {i: line for i, line in lines.point(events, planted, net, params, data.X, data.Y, precision.tolerance,
+                                             wrong, per_example).items() if i not in stale}
+    if events_at_rate:
+        got = lines.point(events_at_rate, pairs, net, params, data.X, data.Y, precision.tolerance, None,
+                          per_example)
+        out.update({i: got[i] for i in stale if i in got})
+    return out
 
 
 def _start_pool(config: Config, options: Options, prep):

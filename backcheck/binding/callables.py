@@ -13,7 +13,6 @@ import inspect
 import numpy as np
 
 from backcheck.binding.base import Binding
-from backcheck.binding.calls import as_loss
 from backcheck.binding.params import Slot
 from backcheck.errors import UserCodeError
 

@@ -31,6 +31,7 @@ class Event:
     name: str
     value: np.ndarray
     deps: list = field(default_factory=list)  # indices of the events whose values the statement read
+    helper: bool = False  # a "return" of a one-statement function (def f(x): return ..., a lambda)
 
 
 class _Statements:
@@ -85,6 +86,9 @@ def _names(t) -> list:
     if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name):
         return [f"{t.value.id}.{t.attr}"]
     if isinstance(t, ast.Subscript):
+        if isinstance(t.value, ast.Name) and isinstance(t.slice, ast.Constant) and \
+                isinstance(t.slice.value, (str, int)):
+            return [f"{t.value.id}[{t.slice.value!r}]"]  # grads["W1"] = ...: the entry is the value
         return _names(t.value)
     return []
 
@@ -148,6 +152,13 @@ def record(run, folder: Path, where_of, shapes: set) -> list[Event]:
         return e.index
 
     def value_of(frame, name):
+        if name.endswith("]") and "[" in name:
+            base, key = name[:-1].split("[", 1)
+            container = frame.f_locals.get(base, frame.f_globals.get(base))
+            try:
+                return container[ast.literal_eval(key)]
+            except (KeyError, IndexError, TypeError, ValueError, SyntaxError):
+                return None
         if "." in name:
             base, attr = name.split(".", 1)
             obj = frame.f_locals.get(base)
@@ -177,7 +188,9 @@ def record(run, folder: Path, where_of, shapes: set) -> list[Event]:
             reads = table.get(line, ([], []))[1]
             here = scope(frame)
             deps = sorted({latest[(here, r)] for r in reads if (here, r) in latest})
-            add(frame, "return", line, "<return>", arg, deps)
+            idx = add(frame, "return", line, "<return>", arg, deps)
+            if idx is not None:
+                events[idx].helper = _one_statement(frame.f_code, stmts.of(frame.f_code.co_filename))
         return local
 
     def tracer(frame, event, arg):
@@ -199,6 +212,30 @@ def record(run, folder: Path, where_of, shapes: set) -> list[Event]:
     finally:
         sys.settrace(previous)
     return events
+
+
+_SMALL = {}  # (filename, first line) -> whether the function there is a small formula
+
+
+def _one_statement(code, table: dict) -> bool:
+    """A lambda, or a function of at most three statements (``s = sigmoid(x); return s * (1 - s)``): a
+    formula that its caller applies; the caller's line decides what it is applied to."""
+    if code.co_name == "<lambda>":
+        return True
+    key = (code.co_filename, code.co_firstlineno)
+    if key not in _SMALL:
+        _SMALL[key] = False
+        try:
+            tree = ast.parse(_read(code.co_filename))
+        except (SyntaxError, ValueError, OSError):
+            return False
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == code.co_name and \
+                    code.co_firstlineno in (node.lineno, *(d.lineno for d in node.decorator_list)):
+                body = [b for b in node.body if not (isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant))]
+                _SMALL[key] = len(body) <= 3 and not any(isinstance(b, (ast.For, ast.While, ast.If, ast.With))
+                                                         for b in body)
+    return _SMALL[key]
 
 
 def _source(filename: str, line: int) -> str:

@@ -77,7 +77,8 @@ def explain_variants(ev: Evidence) -> list:
     pairs = list(zip(found, _variants_of(found, mistakes)))
     merged = _merge_global(ev, found)
     if len(merged) != len(found):  # every layer's missing L2 became one finding for the network
-        pairs = [(f, v) for f, v in pairs if f in merged] + [(f, None) for f in merged if f not in found]
+        l2 = tuple(v for f, v in pairs if f.id == "regularization/missing" and v is not None)
+        pairs = [(f, v) for f, v in pairs if f in merged] + [(f, l2 or None) for f in merged if f not in found]
     return pairs
 
 
