@@ -21,6 +21,7 @@ from backcheck.binding import ReferenceBinding, Slot, canonical_shape, code_shap
 from backcheck.data import from_code, make_data
 from backcheck.errors import BackcheckError, ConfigError, InternalError, UserCodeError
 from backcheck import conventions, gradcheck, points
+from backcheck import mismatch as mismatch_module
 from backcheck.evaluator import LocalEvaluator
 from backcheck.gradcheck import (MAX_EXHAUSTIVE, SAMPLE_DIRECTIONS, SAMPLE_ENTRIES, Analytic, Point,
                                  analytic_gradient, check_point, complex_step_support, match_shape,
@@ -181,7 +182,11 @@ def prepare(config: Config, options: Options, progress=None, isolate: bool = Tru
         info["step_name"] = getattr(evaluator, "step_name", "step")
     progress("check")
     values = evaluator.values()
-    orient, notes, warnings = param_orientations(values, net.widths, layout)
+    try:
+        orient, notes, warnings = param_orientations(values, net.widths, layout, config.where)
+    except BaseException:
+        evaluator.close()
+        raise
     per_example = {o.per_example for o in orient.values() if o.per_example}
     batch = max(per_example) if per_example else None
     if config.data.kind == "code":  # bound by place: the program's own inputs and targets
@@ -243,11 +248,35 @@ def run_check(config: Config, options: Options, shown: str, progress=None, isola
         prep.evaluator.close()
 
 
-def param_orientations(values: dict, widths, layout) -> tuple[dict, list[str], list]:
+def _units_fit(values: dict, widths, config_where):
+    """The code's weights chain layers of other widths than network: says: the units key that is wrong."""
+    if config_where is None:
+        return None
+    Ws = sorted((s for s in values if s.role == "W"), key=lambda s: s.layer)
+    chain = [widths[0]]
+    for s in Ws:
+        shape = values[s].shape
+        if len(shape) != 2 or chain[-1] not in shape:
+            return None
+        chain.append(shape[1] if shape[0] == chain[-1] else shape[0])
+    if len(chain) != len(widths):
+        return None
+    for k, (want, got) in enumerate(zip(widths[1:], chain[1:])):
+        if want != got:
+            return ConfigError(f"network.layers[{k}].units: the code's {Ws[k].code_name} has shape "
+                               f"{values[Ws[k]].shape}: its layer has {got} units, not {want}; set units: {got}",
+                               config_where(f"network.layers[{k}].units"))
+    return None
+
+
+def param_orientations(values: dict, widths, layout, config_where=None) -> tuple[dict, list[str], list]:
     """How each of the code's arrays maps to the canonical network; notes and warnings on the way."""
     out, notes, warnings = {}, [], []
     for s, arr in values.items():
-        o, note = orientation(s, arr, widths, layout)
+        try:
+            o, note = orientation(s, arr, widths, layout)
+        except UserCodeError as exc:
+            raise _units_fit(values, widths, config_where) or exc
         out[s] = o
         if note:
             notes.append(note)
@@ -437,15 +466,20 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
     values = ev.values()
     try:
         f0 = ev.loss()
+        if not ev.uses_step:
+            first = ev.gradient()
     except UserCodeError as exc:
-        if exc.kind != "nan":
-            raise
-        raise UserCodeError(f"{exc.message.replace(' (call 1 of the loss)', '')} at the starting parameters",
-                            exc.where, kind="nan") from None
+        if exc.kind == "nan":
+            raise UserCodeError(f"{exc.message.replace(' (call 1 of the loss)', '')} at the starting parameters",
+                                exc.where, kind="nan") from None
+        fits = mismatch_module.data_form(config, ev, data, exc) if exc.kind in ("exception", "contract") else None
+        if fits is None and exc.kind in ("exception", "contract"):
+            fits = _created_layout(config, options, exc, isolate=not isinstance(prep.evaluator, LocalEvaluator))
+        raise fits or exc
     started = time.perf_counter()
     ev.loss()  # timed warm: the first call pays for the code's own first-time costs
     call_seconds = time.perf_counter() - started
-    first = None if ev.uses_step else ev.gradient()
+    first = None if ev.uses_step else first
     precision, w = measure_precision(ev, values, f0, first or values, config.check.eps, config.check.tolerance)
     warnings += w
     read = _reader_of(config, prep, ev, precision, where)
@@ -483,6 +517,11 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
     checked = judge(start)
     params_c = _canonical_params(ev.slots, values, orient, net)
     mismatch = _forward_mismatch(net, params_c, data, f0, precision)
+    if mismatch is not None:
+        fit = mismatch_module.network_fit(config, params_c, data.X, data.Y, f0,
+                                          1e-9 if precision.dtype == "float64" else 1e-5)
+        if fit is not None:
+            raise fit
     tables = {"start": _tables(checked, precision, orient, net, "start")}
     stab = _stabilised(checked, tables["start"], data, net, orient, precision)
     if stab is not None:
@@ -535,6 +574,33 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
         entries={s.code_name: (_point_of(results[s][0], checked, conditioned).point.grads[s], results[s][1])
                  for s in ev.slots},
         notes=tuple(notes + ev.notes))
+
+
+def _created_layout(config: Config, options: Options, first, isolate: bool) -> ConfigError | None:
+    """Code whose parameters backcheck creates failed at its first call: are they, and the data, the
+    other way round? (backcheck creates W as (out, in) for layout: columns.) Checked by opening the
+    code again with the other layout."""
+    code = config.code
+    if code is None or code.init is not None or code.model is not None or code.chain is not None or \
+            code.place is not None:
+        return None
+    other = "columns" if code.layout == "rows" else "rows"
+    alt = dataclasses.replace(config, code=dataclasses.replace(code, layout=other))
+    try:
+        prep = prepare(alt, dataclasses.replace(options, jobs=1), isolate=isolate)
+    except BackcheckError:
+        return None
+    try:
+        prep.evaluator.loss()
+        if not prep.evaluator.uses_step:
+            prep.evaluator.gradient()
+    except BackcheckError:
+        return None
+    finally:
+        prep.evaluator.close()
+    shape = "(features, batch)" if other == "columns" else "(batch, features)"
+    return ConfigError(f"code.layout: the code fails with layout: {code.layout} ({first.message}), and runs with "
+                       f"layout: {other} (X is {shape} in this code): set that in the YAML", config.where("code.layout"))
 
 
 def _reader_of(config, prep, ev, precision, where):

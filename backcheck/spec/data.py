@@ -48,9 +48,12 @@ def read_data(sec: Section) -> DataSpec:
     drop = ()
     if sec.has("drop"):
         raw = plain(sec.located("drop"))
-        raw = [raw] if isinstance(raw, str) else raw
+        raw = [raw] if isinstance(raw, (str, dict)) else raw
+        # [Unnamed: 0] unquoted is YAML for a list holding {Unnamed: 0}: the column pandas names "Unnamed: 0"
+        raw = [f"{k}: {v}" if isinstance(c, dict) and len(c) == 1 else c for c in raw for k, v in
+               ((c.items() if isinstance(c, dict) and len(c) == 1 else [(None, None)]))] if isinstance(raw, list) else raw
         if not isinstance(raw, list) or not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in raw):
-            sec.fail("drop", "expected a column name or a list of names, such as [Unnamed: 0]")
+            sec.fail("drop", 'expected a column name or a list of names, such as ["Unnamed: 0"]')
         drop = tuple(str(c) for c in raw)
     resolved = (sec.reader.path.parent / path)
     found = sec.on_disk(kind, resolved)

@@ -1,0 +1,190 @@
+"""Code as students write it: scripts and loops bound by place, notebooks by cells, the Python API,
+the line of each mistake, and a config that does not describe the code said to be the config's."""
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backcheck.runner import verify
+
+HERE = Path(__file__).resolve().parent
+LOOP = HERE / "programs" / "digits_loop.py"  # seed 002's shape: the gradients are locals of a training loop
+
+YAML = """network:
+  input: 64
+  layers:
+    - {units: 3, activation: sigmoid}
+    - {units: 3, activation: sigmoid}
+    - {units: 2, activation: softmax}
+  loss: cross_entropy
+code:
+  file: digits_loop.py
+  targets: labels
+  place:
+    loss: {lines: 40-46, value: "-np.log(probs[range(num_examples), y]).mean()"}
+    backward: 47-56
+  params: {W: "W{k}", b: "b{k}"}
+  grads: {W: "dW{k}", b: "db{k}"}
+"""
+
+
+@pytest.fixture
+def loop(tmp_path):
+    shutil.copy(LOOP, tmp_path / "digits_loop.py")
+    shutil.copy(HERE.parent / "samples" / "seeds" / "data" / "digits_3v7.npz", tmp_path / "digits_3v7.npz")
+    (tmp_path / "digits.yaml").write_text(YAML)
+    return tmp_path
+
+
+def found(j):
+    return {(f"{f['id']}@{f['layer']}" if f["layer"] else f["id"]): (f.get("line") or {}).get("where")
+            for f in j["findings"] if f["severity"] == "error"}
+
+
+def test_a_training_loop_inside_a_function_binds_by_place_and_its_lines_are_named(loop):
+    j = verify(loop / "digits.yaml").to_json()
+    assert j["exit_code"] == 1, j["error"]
+    assert found(j) == {"scale/batch-sum": "digits_loop.py:48",
+                        "activation-derivative/formula@2": "digits_loop.py:51",
+                        "activation-derivative/formula@1": "digits_loop.py:54"}
+    assert any("inside a function" in n for n in j["notes"])
+
+
+def test_the_fixed_loop_passes(loop):
+    code = (loop / "digits_loop.py").read_text()
+    code = code.replace("* (1 - sigmoid(a2))", "* a2 * (1 - a2)").replace("* (1 - sigmoid(a1))", "* a1 * (1 - a1)")
+    code = code.replace("delta4[range(num_examples), y] -= 1", "delta4[range(num_examples), y] -= 1\n"
+                        "        delta4 /= num_examples")
+    (loop / "digits_loop.py").write_text(code)
+    yaml = YAML.replace("backward: 47-56", "backward: 47-57")
+    (loop / "digits.yaml").write_text(yaml)
+    j = verify(loop / "digits.yaml").to_json()
+    assert j["exit_code"] == 0, (j["error"], found(j))
+
+
+def test_a_module_level_script_binds_by_place(tmp_path):
+    (tmp_path / "script.py").write_text(textwrap.dedent('''\
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(4, 12))
+        y = np.eye(3)[rng.integers(0, 3, 12)].T
+        w1 = rng.normal(size=(5, 4)) * 0.5
+        b1 = np.zeros((5, 1))
+        w2 = rng.normal(size=(3, 5)) * 0.5
+        b2 = np.zeros((3, 1))
+
+
+        def softmax(z):
+            e = np.exp(z - z.max(axis=0))
+            return e / e.sum(axis=0)
+
+
+        for epoch in range(100):
+            x1 = np.tanh(w1 @ X + b1)
+            x2 = softmax(w2 @ x1 + b2)
+            delta2 = (x2 - y) / 12
+            w2 = w2 - 0.1 * delta2 @ x1.T
+            delta1 = (w2.T @ delta2) * (1 - x1 ** 2)
+            w1 = w1 - 0.1 * delta1 @ X.T
+        '''))
+    (tmp_path / "script.yaml").write_text(textwrap.dedent('''\
+        network:
+          input: 4
+          layers: [{units: 5, activation: tanh}, {units: 3, activation: softmax}]
+          loss: cross_entropy
+        code:
+          file: script.py
+          layout: columns
+          place:
+            forward: 18-19
+            loss: spec
+            backward: [20, 22]          # the update of w2 in between is left out
+          params: [{W: w1, b: b1}, {W: w2, b: b2}]
+          grads: [{W: "delta1 @ X.T", b: "delta1.sum(axis=1, keepdims=True)"},
+                  {W: "delta2 @ x1.T", b: "delta2.sum(axis=1, keepdims=True)"}]
+        '''))
+    j = verify(tmp_path / "script.yaml").to_json()
+    assert j["exit_code"] == 0, (j["error"], found(j))
+    assert any("module level" in n for n in j["notes"])
+
+
+def test_place_errors_say_where(loop):
+    code = (loop / "digits_loop.py").read_text()
+    (loop / "digits_loop.py").write_text(code + "\n\ndef unused():\n    a = 1\n    b = 2\n")
+    lines = len(code.splitlines()) + 2
+    never = YAML.replace("backward: 47-56", f"backward: {lines + 2}-{lines + 3}")
+    (loop / "never.yaml").write_text(never.replace("loss: {lines: 40-46", f"loss: {{lines: {lines + 2}"))
+    j = verify(loop / "never.yaml").to_json()
+    assert j["exit_code"] == 2 and "without reaching" in j["error"]["message"], j["error"]
+    (loop / "half.yaml").write_text(YAML.replace("backward: 47-56", "backward: 39"))
+    j = verify(loop / "half.yaml").to_json()
+    assert j["exit_code"] == 2 and "do not compile by themselves" in j["error"]["message"]
+    assert j["error"]["where"].startswith(str(loop / "half.yaml") + ":")
+    (loop / "name.yaml").write_text(YAML.replace('grads: {W: "dW{k}", b: "db{k}"}', 'grads: {W: "dW{k}", b: "dbias{k}"}'))
+    j = verify(loop / "name.yaml").to_json()
+    assert j["exit_code"] == 2 and "dbias1" in j["error"]["message"] and "names there" in j["error"]["message"]
+
+
+def _notebook(path: Path, cells: list) -> None:
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": tags}, "source": src, "outputs": [],
+                     "execution_count": None} for src, tags in cells], "metadata": {}, "nbformat": 4,
+          "nbformat_minor": 5}
+    path.write_text(json.dumps(nb))
+
+
+def test_a_notebook_binds_by_cells_and_tags(loop):
+    code = (loop / "digits_loop.py").read_text().splitlines(keepends=True)
+    head, body = code[:35], code[35:]
+    _notebook(loop / "digits.ipynb", [(["%matplotlib inline\n", "!pip install numpy\n"], []), (head, []),
+                                      (body, ["training"])])
+    yaml = YAML.replace("file: digits_loop.py", "file: digits.ipynb")
+    yaml = yaml.replace("loss: {lines: 40-46,", "loss: {lines: {cell: 3, lines: 5-11},")
+    yaml = yaml.replace("backward: 47-56", "backward: {tag: training, lines: 12-21}")
+    (loop / "nb.yaml").write_text(yaml)
+    j = verify(loop / "nb.yaml").to_json()
+    assert j["exit_code"] == 1, j["error"]
+    assert found(j)["activation-derivative/formula@2"] == "digits.ipynb cell 3, line 16"
+    assert any("%matplotlib skipped" in n for n in j["notes"])
+
+
+def test_a_notebook_imports_as_a_module_too(tmp_path):
+    src = (HERE.parent / "samples" / "styles" / "mlp_functions.py").read_text().splitlines(keepends=True)
+    _notebook(tmp_path / "net.ipynb", [(["%load_ext autoreload\n"], []), (src, [])])
+    yaml = (HERE.parent / "samples" / "styles" / "mlp_functions.yaml").read_text()
+    (tmp_path / "net.yaml").write_text(yaml.replace("file: mlp_functions.py", "file: net.ipynb"))
+    assert verify(tmp_path / "net.yaml").to_json()["exit_code"] == 0
+
+
+def test_a_config_that_does_not_describe_the_code_is_the_configs_error(tmp_path):
+    base = HERE.parent / "samples" / "styles"
+    shutil.copy(base / "float32_mlp.py", tmp_path)
+    shutil.copy(base / "mlp_functions.py", tmp_path)
+    cases = {
+        "targets": ("mlp_functions.yaml", "targets: onehot", "targets: labels", "code.targets", "onehot"),
+        "layout": ("mlp_functions.yaml", "layout: rows", "layout: columns", "code.layout", "layout: rows"),
+        "activation": ("mlp_functions.yaml", "activation: tanh", "activation: sigmoid", "activation", "tanh"),
+        "units": ("float32_mlp.yaml", "units: 7", "units: 6", "network.layers[0].units", "units: 7"),
+    }
+    for name, (yaml, old, new, key, fits) in cases.items():
+        text = (base / yaml).read_text()
+        assert old in text
+        (tmp_path / f"{name}.yaml").write_text(text.replace(old, new))
+        j = verify(tmp_path / f"{name}.yaml").to_json()
+        assert j["exit_code"] == 2, (name, j["error"])
+        assert key in j["error"]["message"] and fits in j["error"]["message"], (name, j["error"]["message"])
+
+
+def test_csv_columns_can_be_dropped(tmp_path):
+    rows = ["Unnamed: 0,a,b,c,d,species"] + [f"{i},{i % 3}.1,{i % 5}.2,0.{i},1.{i % 7},s{i % 3}" for i in range(30)]
+    (tmp_path / "iris.csv").write_text("\n".join(rows) + "\n")
+    base = (HERE.parent / "configs" / "iris_reference.yaml").read_text()
+    text = base.split("data:")[0] + "data:\n  csv: iris.csv\n  target: species\n  drop: [Unnamed: 0]\n"
+    (tmp_path / "r.yaml").write_text(text)
+    assert verify(tmp_path / "r.yaml").to_json()["exit_code"] == 0
+    (tmp_path / "r2.yaml").write_text(text.replace("  drop: [Unnamed: 0]\n", ""))
+    assert verify(tmp_path / "r2.yaml").to_json()["exit_code"] == 2
