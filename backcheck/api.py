@@ -53,7 +53,7 @@ def _config(network, params, layout, targets, eps, tolerance, seed, name, loss):
     text = "network:\n" + _network_yaml(network) + "data:\n  random: {}\n"
     check = {k: v for k, v in (("eps", eps), ("tolerance", tolerance)) if v is not None}
     text += f"check: {{seed: {seed}{''.join(f', {k}: {v!r}' for k, v in check.items())}}}\n"
-    source = Path(inspect.getsourcefile(loss) or "<python>") if callable(loss) else Path("<python>")
+    source = Path(inspect.getsourcefile(loss) or "<python>").resolve() if callable(loss) else Path("<python>")
     path = Path(f"{name}.yaml")
     config = parse_config(text, path)
     from dataclasses import replace

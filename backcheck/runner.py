@@ -582,7 +582,7 @@ def _created_layout(config: Config, options: Options, first, isolate: bool) -> C
     code again with the other layout."""
     code = config.code
     if code is None or code.init is not None or code.model is not None or code.chain is not None or \
-            code.place is not None:
+            code.place is not None or config.data.kind == "code" or not code.params:
         return None
     other = "columns" if code.layout == "rows" else "rows"
     alt = dataclasses.replace(config, code=dataclasses.replace(code, layout=other))

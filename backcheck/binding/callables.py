@@ -82,7 +82,7 @@ class CallableBinding(Binding):
         for s in self.slots:
             key = self.names[s]
             try:
-                value = grads[key]
+                value = grads[key[0]][key[1]] if isinstance(key, tuple) else grads[key]
             except (KeyError, IndexError, TypeError):
                 raise UserCodeError(f"gradients() returned no gradient for {s.code_name} (looked up as {key!r})",
                                     self.file_name, kind="contract") from None

@@ -117,10 +117,13 @@ def record(run, folder: Path, where_of, shapes: set) -> list[Event]:
     budget = [MAX_ENTRIES]
     mine: dict = {}
 
+    own = Path(__file__).resolve().parent.parent  # backcheck's package: never the code under test
+
     def is_mine(filename: str) -> bool:
         if filename not in mine:
             try:
-                mine[filename] = folder in Path(filename).resolve().parents
+                path = Path(filename).resolve()
+                mine[filename] = folder in path.parents and own not in path.parents
             except (OSError, ValueError):
                 mine[filename] = False
         return mine[filename]
