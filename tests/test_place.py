@@ -6,7 +6,6 @@ import shutil
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from backcheck.runner import verify
