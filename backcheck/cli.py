@@ -54,7 +54,8 @@ def main() -> None:
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text: the coloured report; json: one JSON object on stdout (contract section 3).")
+              help="text: the coloured report; json: one JSON object on stdout (its keys: docs/contract.md, "
+                   "section 3, in backcheck's repository).")
 @click.option("--no-color", is_flag=True, help="Plain text without colour (NO_COLOR does the same).")
 @click.option("--inject", "inject", multiple=True, metavar="ID[@LAYER]",
               help="Plant a catalog mistake in backcheck's reference network (configs without code:).")
