@@ -1,4 +1,4 @@
-"""Binding by place (docs/place.md): the code's own blocks of lines, run by backcheck.
+"""Binding by place (docs/binding.md, binding by place): the code's own blocks of lines, run by backcheck.
 
 The program runs as it is (a script as ``__main__``, or ``place.run``'s function after importing
 it) until the first line of a block is about to run; that frame's namespace is taken (the

@@ -35,7 +35,7 @@ class LinesSpec:
 
 @dataclass(frozen=True)
 class PlaceSpec:
-    """Binding by place (docs/place.md): the blocks of a script or notebook the check runs itself."""
+    """Binding by place (docs/binding.md, binding by place): the blocks of a script or notebook the check runs itself."""
 
     backward: LinesSpec
     forward: LinesSpec | None = None
@@ -295,7 +295,7 @@ def _roles(psec: Section, allowed: tuple[str, ...]) -> dict:
 
 
 def _placed(sec: Section, layers: tuple[LayerSpec, ...], file: str, resolved: Path, root, cwd) -> CodeSpec:
-    """code: with place: (docs/place.md): blocks of lines, names in the code's namespace."""
+    """code: with place: (docs/binding.md, binding by place): blocks of lines, names in the code's namespace."""
     for key in ("model", "init", "forward", "loss", "gradients", "backward", "step", "chain", "objects",
                 "per_example", "gradient_of"):
         if sec.has(key):
@@ -344,7 +344,7 @@ _LINES_HELP = ("LINES: 12, '12-20', a list of those, or in a notebook {cell: 3},
 
 
 def _lines(sec: Section, key: str, required: bool = False) -> LinesSpec:
-    """A LINES value (docs/place.md)."""
+    """A LINES value (docs/binding.md, binding by place)."""
     if required:
         sec.require(key, _LINES_HELP)
     loc = sec.located(key)
