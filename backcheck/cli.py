@@ -64,13 +64,21 @@ def main() -> None:
                    "and searched entry by entry only when wrong).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes probing entries at once with --exhaustive; each loads the code once.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
+              help="Also write JUnit XML: a testcase per layer, as backcheck grade writes them.")
 def verify(config: str, fmt: str, no_color: bool, inject: tuple, show_output: bool, exhaustive: bool,
-           jobs: int) -> None:
+           jobs: int, junit_path) -> None:
     """Check the gradients of the code CONFIG points at, layer by layer, and name the mistake."""
     from backcheck.runner import Options, verify as run
 
-    _emit(run(config, Options(inject=tuple(inject), show_output=show_output, exhaustive=exhaustive, jobs=jobs)),
-          fmt, no_color)
+    options = Options(inject=tuple(inject), show_output=show_output, exhaustive=exhaustive, jobs=jobs)
+    if junit_path is None:
+        result = run(config, options)
+    else:
+        from backcheck.grade import verify_junit
+
+        result = verify_junit(config, options, junit_path)
+    _emit(result, fmt, no_color)
 
 
 def _emit(result, fmt: str, no_color: bool) -> None:
