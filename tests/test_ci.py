@@ -1,4 +1,5 @@
-"""CI formats: `verify --junit` and the per-layer tests that grade and verify share."""
+"""CI formats: `--format lines`, `--format github`, `verify --junit`, and the per-layer tests that
+grade, verify and the pytest plugin share. Exit codes stay the contract's in every format."""
 
 import json
 import xml.etree.ElementTree as ET
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 from backcheck import ci
 from backcheck.cli import main
 from backcheck.grade import GradeOptions, grade, to_junit
-from backcheck.results import CheckResult, Finding, LayerResult, ParamResult
+from backcheck.results import CheckResult, CheckWarning, Finding, LayerResult, ParamResult
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGMOID = "samples/bugs/sigmoid_of_output.yaml"
@@ -37,6 +38,108 @@ def _param(name, status, why=""):
 def _result(*layers, findings=(), warnings=(), config=SIGMOID):
     return CheckResult(config=config, name="sigmoid-of-output", layers=tuple(layers), findings=tuple(findings),
                        warnings=tuple(warnings))
+
+
+# ---------------------------------------------------------------- --format lines
+
+
+def test_lines_put_a_finding_without_a_line_at_the_configs_code_key():
+    assert (ROOT / SIGMOID).read_text().splitlines()[9].startswith("code:")
+    r = run("verify", SIGMOID, "--format", "lines")
+    assert r.exit_code == 1
+    assert r.stdout.splitlines() == [SIGMOID_LINE]
+
+
+def test_lines_put_a_finding_at_the_code_line_it_carries():
+    finding = Finding("activation-derivative/of-output", 1, "error", "layer 1 (sigmoid): derivative of the output",
+                      fix="use a * (1 - a)", line={"file": "sigmoid_of_output.py", "line": 42, "source": "dZ1 = ..."})
+    out = ci.to_lines(_result(LayerResult(1, "dense 4->6 sigmoid", (_param("W1", "wrong"),)), findings=[finding]))
+    assert out == ("samples/bugs/sigmoid_of_output.py:42: activation-derivative/of-output: layer 1 (sigmoid): "
+                   "derivative of the output; fix: use a * (1 - a)")
+
+
+def test_lines_of_warnings_notes_and_undecided_parameters():
+    layer = LayerResult(1, "dense 4->6 sigmoid", (_param("W1", "inconclusive", "the loss is noise"), _param("b1", "ok")))
+    result = _result(layer, findings=[Finding("forward/mismatch", None, "warning", "the loss differs\nfrom the config"),
+                                      Finding("train/initial-loss", None, "note", "high")],
+                     warnings=[CheckWarning("precision/float32", "float32")])
+    assert int(result.exit_code) == 5
+    assert ci.to_lines(result).splitlines() == [
+        f"{SIGMOID}:10: warning: forward/mismatch: the loss differs from the config",  # one line, always
+        f"{SIGMOID}:10: note: train/initial-loss: high",
+        f"{SIGMOID}:10: warning: precision/float32: float32",
+        f"{SIGMOID}:10: inconclusive: layer 1 W1: could not be checked: the loss is noise",
+    ]
+
+
+def test_lines_say_a_wrong_gradient_that_no_finding_names():
+    out = ci.to_lines(_result(LayerResult(2, "dense 6->3 softmax", (_param("W2", "wrong"),))))
+    assert out == f"{SIGMOID}:10: wrong: layer 2 W2: the gradient disagrees with finite differences (relative error 5.0e-01)"
+
+
+@pytest.mark.parametrize("config, code, line", [
+    ("samples/broken/raises_in_gradients.yaml", 3, "samples/broken/raises_in_gradients.py:32: exception: "
+                                                   "gradients(params, X, Y) raised IndexError: list index out of range"),
+    ("samples/broken/expected.yaml", 2, "samples/broken/expected.yaml:4: config: raises_in_gradients.yaml: unknown "
+                                        "key; expected one of name, network, data, code, check, train"),
+    ("samples/broken/nan_loss.yaml", 3, "samples/broken/nan_loss.yaml:10: nan: loss() returned nan: the loss is not "
+                                        "finite at the starting parameters"),  # no line in the code: the code: key
+])
+def test_lines_of_an_error_point_at_its_where(config, code, line):
+    r = run("verify", config, "--format", "lines")
+    assert r.exit_code == code
+    assert r.stdout.splitlines() == [line]
+
+
+def test_diagnose_speaks_lines_too():
+    r = run("diagnose", "samples/diagnose/lr_too_large.yaml", "--format", "lines")
+    assert r.exit_code == 1
+    assert any(s.startswith("samples/diagnose/lr_too_large.yaml:10: train/lr-too-large: the step overshoots")
+               for s in r.stdout.splitlines())
+
+
+# ---------------------------------------------------------------- --format github
+
+
+def test_github_workflow_commands_escape_as_githubs_toolkit_does():
+    assert ci.escape_data("100%\r\nnext: a, b") == "100%25%0D%0Anext: a, b"
+    assert ci.escape_property("dir,1/a:b.py%") == "dir%2C1/a%3Ab.py%25"
+    finding = Finding("scale/sign", None, "error", "every gradient has the wrong sign", fix="negate: 100%",
+                      detail="first line\nsecond", line={"file": "odd,name:1.py", "line": 7})
+    out = ci.to_github(_result(findings=[finding], config="samples/x.yaml"))
+    assert out == ("::error file=samples/odd%2Cname%3A1.py,line=7,title=backcheck%3A scale/sign::every gradient has "
+                   "the wrong sign%0Afix: negate: 100%25%0Afirst line%0Asecond")
+
+
+def test_github_annotates_the_config_and_the_code():
+    r = run("verify", SIGMOID, "--format", "github")
+    assert r.exit_code == 1
+    assert r.stdout.startswith("::error file=samples/bugs/sigmoid_of_output.yaml,line=10,"
+                               "title=backcheck%3A activation-derivative/of-output::layer 1 (sigmoid): derivative "
+                               "taken of the activated output: sigmoid'(a) where a = sigmoid(z) already%0Afix: a is "
+                               "already sigmoid(z)")
+    assert len(r.stdout.splitlines()) == 1
+    r = run("verify", "samples/broken/expected.yaml", "--format", "github")
+    assert r.exit_code == 2 and r.stdout.startswith("::error file=samples/broken/expected.yaml,line=4,col=1,")
+    r = run("verify", "samples/styles/relu_kink.yaml", "--format", "github")
+    assert r.exit_code == 0
+    assert r.stdout.startswith("::warning file=samples/styles/relu_kink.yaml,line=11,"
+                               "title=backcheck%3A kink/nondifferentiable::")
+
+
+def test_github_paths_are_relative_to_the_workspace():
+    r = run("verify", SIGMOID, "--format", "github", env={"GITHUB_WORKSPACE": str(ROOT / "samples")})
+    assert r.stdout.startswith("::error file=bugs/sigmoid_of_output.yaml,line=10,")
+
+
+@pytest.mark.parametrize("fmt", ["lines", "github"])
+@pytest.mark.parametrize("config, code", [("samples/styles/mlp_functions.yaml", 0), (SIGMOID, 1),
+                                          ("samples/broken/expected.yaml", 2),
+                                          ("samples/broken/raises_in_gradients.yaml", 3)])
+def test_exit_codes_are_the_contracts_in_every_format(fmt, config, code):
+    r = run("verify", config, "--format", fmt)
+    assert r.exit_code == code
+    assert (r.stdout == "") == (code == 0) and r.stderr == ""  # a clean check says nothing; all on stdout
 
 
 # ---------------------------------------------------------------- verify --junit
