@@ -4,6 +4,7 @@
 
     backcheck.verify("model.yaml")           # check the code a YAML file points at (sandboxed); a CheckResult
     backcheck.diagnose("model.yaml")         # the check, then training with the code's gradients
+    backcheck.assert_gradients("model.yaml") # in a test: an AssertionError with the report unless all agree
 """
 
 __version__ = "1.0.0"
@@ -11,6 +12,8 @@ __version__ = "1.0.0"
 _LAZY = {
     "verify": ("backcheck.runner", "verify"),
     "diagnose": ("backcheck.runner", "diagnose_config_path"),
+    "assert_gradients": ("backcheck.testing", "assert_gradients"),
+    "GradientCheckFailed": ("backcheck.testing", "GradientCheckFailed"),
     "Options": ("backcheck.runner", "Options"),
     "CheckResult": ("backcheck.results", "CheckResult"),
     "ExitCode": ("backcheck.results", "ExitCode"),
