@@ -214,3 +214,10 @@ def test_grade_and_verify_write_the_same_junit_shape(tmp_path):
     run("verify", SIGMOID, "--junit", str(out))  # the same network and the same mistake as bob's
     strip = lambda cases: [(name, [tag_type[:2] for tag_type in nodes]) for name, nodes in cases]
     assert strip(_cases(to_junit(g))[1]) == strip(_cases(out.read_text())[1])
+
+
+def test_the_docs_show_what_the_formats_print():
+    """README.md and docs/ci.md quote the formats' output for samples/bugs/sigmoid_of_output.yaml verbatim."""
+    assert SIGMOID_LINE in (ROOT / "README.md").read_text()
+    github = run("verify", SIGMOID, "--format", "github").stdout.strip()
+    assert f"--format github\n{github}\n```" in (ROOT / "docs" / "ci.md").read_text()
