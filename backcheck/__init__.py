@@ -6,6 +6,7 @@
     backcheck.diagnose("model.yaml")         # the check, then training with the code's gradients
     backcheck.check(loss, gradients, params=..., X=..., Y=..., network="4-5-3 tanh softmax cross_entropy")
                                              # callables and arrays, checked in this process
+    backcheck.assert_gradients("model.yaml") # in a test: an AssertionError with the report unless all agree
 """
 
 __version__ = "1.0.0"
@@ -14,6 +15,8 @@ _LAZY = {
     "verify": ("backcheck.runner", "verify"),
     "check": ("backcheck.api", "check"),
     "diagnose": ("backcheck.runner", "diagnose_config_path"),
+    "assert_gradients": ("backcheck.testing", "assert_gradients"),
+    "GradientCheckFailed": ("backcheck.testing", "GradientCheckFailed"),
     "Options": ("backcheck.runner", "Options"),
     "CheckResult": ("backcheck.results", "CheckResult"),
     "ExitCode": ("backcheck.results", "ExitCode"),

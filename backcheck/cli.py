@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -51,11 +52,16 @@ def main() -> None:
     """Find the bug in hand-written NumPy backpropagation."""
 
 
+_FORMATS = ["text", "json", "lines", "github"]
+_FORMATS_HELP = ("lines: one 'file:line: id: message' line per finding (editors, CI problem matchers); "
+                 "github: GitHub workflow commands (::error file=...,line=...::message) that annotate the files.")
+
+
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True,
               help="text: the coloured report; json: one JSON object on stdout (its keys: docs/contract.md, "
-                   "section 3, in backcheck's repository).")
+                   "section 3, in backcheck's repository); " + _FORMATS_HELP)
 @click.option("--no-color", is_flag=True, help="Plain text without colour (NO_COLOR does the same).")
 @click.option("--inject", "inject", multiple=True, metavar="ID[@LAYER]",
               help="Plant a catalog mistake in backcheck's reference network (configs without code:).")
@@ -65,13 +71,21 @@ def main() -> None:
                    "and searched entry by entry only when wrong).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes probing entries at once with --exhaustive; each loads the code once.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
+              help="Also write JUnit XML: a testcase per layer, as backcheck grade writes them.")
 def verify(config: str, fmt: str, no_color: bool, inject: tuple, show_output: bool, exhaustive: bool,
-           jobs: int) -> None:
+           jobs: int, junit_path) -> None:
     """Check the gradients of the code CONFIG points at, layer by layer, and name the mistake."""
     from backcheck.runner import Options, verify as run
 
-    _emit(run(config, Options(inject=tuple(inject), show_output=show_output, exhaustive=exhaustive, jobs=jobs)),
-          fmt, no_color)
+    options = Options(inject=tuple(inject), show_output=show_output, exhaustive=exhaustive, jobs=jobs)
+    if junit_path is None:
+        result = run(config, options)
+    else:
+        from backcheck.grade import verify_junit
+
+        result = verify_junit(config, options, junit_path)
+    _emit(result, fmt, no_color)
 
 
 def _emit(result, fmt: str, no_color: bool) -> None:
@@ -80,6 +94,12 @@ def _emit(result, fmt: str, no_color: bool) -> None:
 
     if fmt == "json":
         click.echo(render.to_json(result))
+    elif fmt in ("lines", "github"):
+        from backcheck import ci
+
+        text = ci.to_lines(result) if fmt == "lines" else ci.to_github(result, os.environ.get("GITHUB_WORKSPACE"))
+        if text:
+            click.echo(text)
     else:
         render.report(result, render.console(no_color, stderr=result.error is not None))
     sys.exit(int(result.exit_code))
@@ -87,8 +107,9 @@ def _emit(result, fmt: str, no_color: bool) -> None:
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text: the report and the training summary; json: one JSON object with a train section.")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True,
+              help="text: the report and the training summary; json: one JSON object with a train section; "
+                   + _FORMATS_HELP)
 @click.option("--no-color", is_flag=True, help="Plain text without colour (NO_COLOR does the same).")
 @click.option("--show-output", is_flag=True, help="Let the checked code's prints through to stderr.")
 def diagnose(config: str, fmt: str, no_color: bool, show_output: bool) -> None:

@@ -7,6 +7,9 @@ processes) is its own result and the batch goes on. Scores are per layer: a laye
 of its gradients agree and no finding blames it. The output paths are checked before the first
 submission runs; the writers (JSON, JUnit XML, Gradescope, CSV) write a whole regular file or none,
 with the user's umask, and never replace a symlink or a device.
+
+A layer as a test and JUnit XML come from ``backcheck.ci``, shared with ``backcheck verify --junit``
+and the pytest plugin: a layer passes, scores and is green in CI by the same rule everywhere.
 """
 
 from __future__ import annotations
@@ -17,15 +20,15 @@ import json
 import os
 import shutil
 import tempfile
-import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from backcheck import __version__
+from backcheck.ci import LayerTest, junit_xml, layer_tests
 from backcheck.errors import ConfigError, UserCodeError
-from backcheck.results import OK, CheckResult, ExitCode
-from backcheck.runner import Options, failed, verify_config
+from backcheck.results import CheckResult, ExitCode
+from backcheck.runner import Options, failed, verify, verify_config
 from backcheck.spec import Config, load_config
 
 
@@ -36,17 +39,6 @@ class GradeOptions:
     memory_mb: int | None = 4096  # address-space limit of each submission's process; None: none
     points_per_layer: float = 1.0
     user: str | None = "auto"  # grading as root: the code runs as this user ("auto": nobody, when it can)
-
-
-@dataclass(frozen=True)
-class LayerTest:
-    """One layer of one submission as a test: passed when its gradients are right."""
-
-    name: str  # "layer 1: dense 4->5 tanh"
-    passed: bool
-    score: float
-    max_score: float
-    output: str
 
 
 @dataclass(frozen=True)
@@ -145,7 +137,7 @@ def _grade_one(config_path: Path, folder: Path, root: Path, options: GradeOption
     except (OSError, shutil.Error) as exc:
         result = failed(shown, config_path, UserCodeError(f"the submission folder cannot be copied: {exc}",
                                                           str(folder)), name)
-        return Submission(name, folder, result, _layer_tests(result, net, options.points_per_layer))
+        return Submission(name, folder, result, layer_tests(result, net, options.points_per_layer))
     who, _ = sandbox.credentials(options.user)
     if who is not None:
         _hand_over(work, copy, *who)
@@ -157,7 +149,7 @@ def _grade_one(config_path: Path, folder: Path, root: Path, options: GradeOption
         result = verify_config(_limited(config, options),
                                Options(memory_mb=options.memory_mb, user=options.user, cwd=str(copy)), shown)
     result = _in_folder(result, copy, folder)
-    return Submission(name, folder, result, _layer_tests(result, net, options.points_per_layer))
+    return Submission(name, folder, result, layer_tests(result, net, options.points_per_layer))
 
 
 def _in_folder(result: CheckResult, copy: Path, folder: Path) -> CheckResult:
@@ -207,30 +199,6 @@ def _limited(config: Config, options: GradeOptions) -> Config:
     return replace(config, check=replace(config.check, timeout=options.timeout))
 
 
-def _layer_tests(result: CheckResult, net, points: float) -> tuple[LayerTest, ...]:
-    tests = []
-    by_index = {layer.index: layer for layer in result.layers}
-    for k in range(1, len(net.layers) + 1):
-        label = net.label(k)
-        name = f"layer {k}: {label}"
-        if result.error is not None:
-            where = f" ({result.error.where})" if result.error.where else ""
-            tests.append(LayerTest(name, False, 0.0, points,
-                                   f"not checked: {result.error.kind} error: {result.error.message}{where}"))
-            continue
-        layer = by_index.get(k)
-        blamed = [f for f in result.findings if f.severity == "error" and f.layer in (k, None)]
-        params_ok = layer is not None and all(p.status == OK for p in layer.params)
-        passed = params_ok and not blamed
-        lines = []
-        for p in layer.params if layer else ():
-            lines.append(f"{p.name} ({p.code_name}): {p.status}, relative error {p.rel_error:.1e}")
-        for f in blamed:
-            lines.append(f"[{f.id}] {f.title}\n  fix: {f.fix}")
-        tests.append(LayerTest(name, passed, points if passed else 0.0, points, "\n".join(lines)))
-    return tuple(tests)
-
-
 # ---------------------------------------------------------------- writers
 
 
@@ -265,28 +233,34 @@ def to_csv(g: Grade) -> str:
 
 def to_junit(g: Grade) -> str:
     """JUnit XML: a testsuite per submission, a testcase per layer (CI systems show these natively)."""
-    suites = ET.Element("testsuites", name="backcheck")
-    totals = {"tests": 0, "failures": 0, "errors": 0}
-    for s in g.submissions:
-        errored = s.result.error is not None
-        suite = ET.SubElement(suites, "testsuite", name=s.name, tests=str(len(s.tests)),
-                              failures=str(0 if errored else sum(not t.passed for t in s.tests)),
-                              errors=str(len(s.tests) if errored else 0))
-        for t in s.tests:
-            case = ET.SubElement(suite, "testcase", classname=s.name, name=t.name)
-            if t.passed:
-                continue
-            tag = "error" if errored else "failure"
-            kind = s.result.error.kind if errored else "wrong-gradient"
-            first = t.output.splitlines()[0] if t.output else kind
-            node = ET.SubElement(case, tag, message=first, type=kind)
-            node.text = t.output
-        for key in totals:
-            totals[key] += int(suite.get(key))
-    for key, value in totals.items():
-        suites.set(key, str(value))
-    ET.indent(suites)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return junit_xml([(s.name, s.tests, s.result.error) for s in g.submissions])
+
+
+def verify_junit(config_path, options: Options, junit_path) -> CheckResult:
+    """``backcheck verify CONFIG --junit FILE``: the check, and FILE as JUnit XML with a testcase per
+    layer (written whatever the verdict, even for a config error). A FILE that cannot be written is a
+    config error (exit 2) before anything runs."""
+    try:
+        check_outputs({"junit": junit_path}, 1)
+    except ConfigError as exc:
+        return failed(str(config_path), config_path, exc)
+    result = verify(config_path, options)
+    tests = layer_tests(result, _network(config_path))
+    try:
+        _atomic_write(Path(junit_path), junit_xml([(result.name, tests, result.error)]))
+    except (OSError, ConfigError) as exc:
+        reason = exc.message if isinstance(exc, ConfigError) else str(exc)
+        return failed(str(config_path), config_path, ConfigError(f"--junit: cannot write the file: {reason}",
+                                                                 str(junit_path)))
+    return result
+
+
+def _network(config_path):
+    """The network the config says (it names the layers), or None when the file cannot be read."""
+    try:
+        return load_config(Path(config_path), require_code=False).network
+    except ConfigError:
+        return None
 
 
 def to_gradescope(s: Submission) -> str:

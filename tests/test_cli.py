@@ -111,7 +111,7 @@ def test_usage_error_with_format_json_is_the_json_object(case):
 def test_usage_error_without_json_is_clicks_message():
     r = run("verify", str(ROOT / "configs/iris_reference.yaml"), "--format", "xml")
     assert r.exit_code == 2 and r.stdout == ""
-    assert "Invalid value for '--format': 'xml' is not one of 'text', 'json'." in r.stderr
+    assert "Invalid value for '--format': 'xml' is not one of 'text', 'json', 'lines', 'github'." in r.stderr
     r = run("verify", "--format=json", "--help")
     assert r.exit_code == 0 and "Usage: backcheck verify" in r.stdout
 
