@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from backcheck import html, render
+from backcheck.cli import main
 from backcheck.html import heatmap
 from backcheck.results import CheckResult, ErrorInfo, Finding, LayerResult, Method, ParamResult, Worst
 from backcheck.runner import diagnose_config_path, verify
@@ -246,3 +248,92 @@ def test_diagnose_draws_every_step_and_the_line_searchs_measured_losses(trained)
         assert row.startswith(f"{s:.3g} {v:.6g} ") and row.endswith("lowers" if v < search["loss"] else "raises")
     assert f"before the step: {search['loss']:.6g}" in text
     assert train["trend"].upper() in text
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_cli_writes_the_file_and_keeps_the_exit_code(tmp_path):
+    out = tmp_path / "report.html"
+    r = invoke("verify", SIGMOID, "--html", out, "--format", "json")
+    assert r.exit_code == 1 and json.loads(r.stdout)["exit_code"] == 1
+    text = out.read_text()
+    parse(text)
+    self_contained(text)
+    assert "activation-derivative/of-output" in text
+    assert not [p for p in tmp_path.iterdir() if p.name != "report.html"]  # no temporary file left behind
+    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def test_cli_diagnose_writes_the_curve(tmp_path):
+    out = tmp_path / "sub" / "diagnose.html"
+    r = invoke("diagnose", ROOT / "samples" / "diagnose" / "healthy.yaml", "--html", out, "--no-color")
+    assert r.exit_code == 0, r.output
+    assert "FALLING" in out.read_text() and "Line search from the starting parameters" in out.read_text()
+
+
+def test_cli_never_replaces_a_symlink_a_folder_or_a_device(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    link = tmp_path / "link.html"
+    link.symlink_to(target)
+    for path, kind in ((link, "a symlink"), (tmp_path, "a folder"), (Path(os.devnull), "a device")):
+        r = invoke("verify", SIGMOID, "--html", path, "--format", "json")
+        if kind == "a folder":  # click refuses a folder for a FILE option itself
+            assert r.exit_code == 2
+            continue
+        assert r.exit_code == 2, r.output
+        error = json.loads(r.stdout)["error"]
+        assert error["kind"] == "config" and kind in error["message"] and not json.loads(r.stdout)["layers"]
+    assert link.is_symlink() and target.read_text() == "keep me"
+
+
+def test_a_page_that_fails_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    out = tmp_path / "report.html"
+    out.write_text("the previous report")
+
+    def broken(result):
+        raise RuntimeError("drawing failed")
+
+    monkeypatch.setattr(html, "page", broken)
+    r = invoke("verify", SIGMOID, "--html", out, "--no-color")
+    assert r.exit_code == 4 and "WRONG" in r.stdout and "bug in backcheck" in r.stderr
+    assert out.read_text() == "the previous report" and sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def test_a_write_that_fails_leaves_no_half_file(tmp_path, monkeypatch):
+    out = tmp_path / "report.html"
+    out.write_text("the previous report")
+    real = os.replace
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    r = invoke("verify", SIGMOID, "--html", out, "--no-color")
+    monkeypatch.setattr(os, "replace", real)
+    assert r.exit_code == 2 and "was not written" in r.stderr and "No space left" in r.stderr
+    assert out.read_text() == "the previous report" and sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def test_grade_writes_a_page_per_submission(tmp_path):
+    import shutil
+
+    for name in ("alice", "bob"):
+        shutil.copytree(ROOT / "samples" / "submissions" / "class" / name, tmp_path / "class" / name)
+    r = invoke("grade", tmp_path / "class", "--config", ROOT / "samples" / "submissions" / "assignment.yaml",
+               "--html", tmp_path / "pages")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "pages").iterdir()) == ["alice.html", "bob.html"]
+    for page in (tmp_path / "pages").iterdir():
+        parse(page.read_text())
+
+
+def _umask() -> int:
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
