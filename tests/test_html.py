@@ -185,6 +185,17 @@ def test_rows_are_inputs_and_columns_units_however_w_is_stored():
     assert "W1[2,0], the table's worst entry" in caption
 
 
+def test_a_line_search_loss_gets_the_digits_that_tell_it_from_the_loss_before():
+    j = diagnose_config_path(ROOT / "samples" / "bugs" / "sign_flipped.yaml", isolate=False)
+    search = j.extra["train"]["line_search"][0]
+    doc = parse(html.page(j))
+    shown = [e["text"].split()[1] for e in doc.all("tr") if "steps" in e["within"] and "tbody" in e["parents"]]
+    before = f"{search['loss']:.6g}"
+    for text, v in zip(shown, search["losses"]):
+        assert text != before and math.isclose(float(text), v, rel_tol=5e-6)  # every step raises it, some in digit 8
+    assert f"before the step: {before}" in html.page(j)
+
+
 def test_a_large_parameter_is_drawn_in_blocks_and_unprobed_entries_are_hatched():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(784, 64))
@@ -245,7 +256,9 @@ def test_diagnose_draws_every_step_and_the_line_searchs_measured_losses(trained)
     rows = [" ".join(e["text"].split()) for e in doc.all("tr") if "steps" in e["within"] and "tbody" in e["parents"]]
     assert len(rows) == len(search["steps"])
     for row, s, v in zip(rows, search["steps"], search["losses"]):
-        assert row.startswith(f"{s:.3g} {v:.6g} ") and row.endswith("lowers" if v < search["loss"] else "raises")
+        step, loss, change = row.split()
+        assert step == f"{s:.3g}" and loss in {f"{v:.{d}g}" for d in range(6, 18)}  # more digits where 6 tie
+        assert change == ("lowers" if v < search["loss"] else "raises")
     assert f"before the step: {search['loss']:.6g}" in text
     assert train["trend"].upper() in text
 

@@ -23,7 +23,7 @@ def page(result: CheckResult) -> str:
     command = "diagnose" if "train" in result.extra else "verify"
     body = [_header(result, command), _verdict(result)]
     if result.error is None:
-        body += [_table(result), _heat_maps(result), _diagnosis(result), _training(result), _remarks(result)]
+        body += [_table(result), _diagnosis(result), _heat_maps(result), _training(result), _remarks(result)]
     else:
         body += [_diagnosis(result), _remarks(result)]
     title = f"backcheck {command} {result.config or ''}"
@@ -232,11 +232,12 @@ def _training(result: CheckResult) -> str:
             + (f": {short(losses[0])} → {short(losses[-1])}" if losses else ": no finite loss")
             + f' <span class="badge {_TREND.get(trend, "wrong")}">{escape(trend.upper())}</span></p>')
     parts = [head]
+    broke = any(f.id == "train/nonfinite" for f in result.findings)
     if losses:
-        parts.append(f'<figure>{charts.loss_curve(losses)}<figcaption class="dim">The loss on all of the data '
-                     "before every step (the dashed line is the first loss); hover over a point for its value."
+        parts.append(f'<figure>{charts.loss_curve(losses, broke)}<figcaption class="dim">The loss on all of the '
+                     "data before every step (the dashed line is the first loss); hover over a point for its value."
                      "</figcaption></figure>")
-    if any(f.id == "train/nonfinite" for f in result.findings):
+    if broke:
         parts.append('<p class="pattern">then the loss or a gradient was no longer finite (train/nonfinite): '
                      "training stopped</p>")
     for search in train.get("line_search", []):
@@ -245,7 +246,8 @@ def _training(result: CheckResult) -> str:
         start = "from the starting parameters" if search.get("from") == "start" else \
             f"from the parameters of the lowest loss (after {search.get('after_steps')} steps)"
         rows = "".join(
-            f'<tr><td class="num">{s:.3g}</td><td class="num">{"not finite" if v is None else f"{v:.6g}"}</td>'
+            f'<tr><td class="num">{s:.3g}</td><td class="num">{"not finite" if v is None else _apart(v, search["loss"])}'
+            "</td>"
             f'<td>{_change(v, search["loss"])}</td></tr>'
             for s, v in zip(search["steps"], search["losses"]))
         parts.append(f'<h3>Line search {escape(start)}</h3><div class="search"><figure>'
@@ -254,6 +256,15 @@ def _training(result: CheckResult) -> str:
                      '</figure><table class="steps"><thead><tr><th>step</th><th>loss after it</th><th></th></tr>'
                      f'</thead><tbody>{rows}</tbody></table></div>')
     return f'<section><h2>Training</h2>{"".join(parts)}</section>'
+
+
+def _apart(v: float, before: float) -> str:
+    """``v`` in 6 significant digits (as the findings quote losses), or in as many more as it takes to
+    differ from ``before`` when it does."""
+    for digits in range(6, 18):
+        if v == before or f"{v:.{digits}g}" != f"{before:.{digits}g}":
+            return f"{v:.{digits}g}"
+    return repr(v)
 
 
 def _change(v, before: float) -> str:
@@ -308,6 +319,7 @@ svg .tick { font-size: 11px; fill: #57606a; }
 svg .axis { font-size: 12px; fill: #24292f; }
 svg .mark { font-size: 12px; fill: #24292f; font-weight: 600; paint-order: stroke; stroke: #fff;
   stroke-width: 3px; stroke-linejoin: round; }
+svg .mark.bad { fill: var(--wrong); }
 svg.chart { max-width: 100%; height: auto; }
 svg rect.worst { fill: none; stroke: #000; stroke-width: 2; }
 .finding { background: #fff; border: 1px solid var(--line); border-left: 5px solid var(--wrong); border-radius: 6px;

@@ -83,13 +83,14 @@ def _frame(x: Scale, y: Scale, xlabel: str, ylabel: str, xticks, xfmt, top: floa
     return out
 
 
-def loss_curve(losses: list, width: int = 1040, height: int = 340) -> str:
-    """The loss before every step (losses[i]: after i steps), one point per step."""
+def loss_curve(losses: list, broke: bool = False, width: int = 1040, height: int = 340) -> str:
+    """The loss before every step (losses[i]: after i steps), one point per step; ``broke``: the next
+    loss (or the gradient at the last) was not finite, marked one step further."""
     losses = [float(v) for v in losses]
     log = log_scale(losses)
     left, right, top, bottom = 70, width - 16, 14, height - 46
     n = len(losses)
-    x = Scale(0, max(1, n - 1), left, right)
+    x = Scale(0, max(1, n - 1 + broke), left, right)
     y = Scale(*_bounds(losses, log), bottom, top, log=log)
     xticks = [t for t in x.ticks(8) if t == int(t)]
     out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
@@ -106,8 +107,15 @@ def loss_curve(losses: list, width: int = 1040, height: int = 340) -> str:
     if n <= 600:  # a point with its number for every step; beyond, the line alone still passes every step
         out += [f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="{r}" fill="{BLUE}"><title>after {i} '
                 f'step{"s" if i != 1 else ""}: {v:.6g}</title></circle>' for i, v in enumerate(losses)]
+    if broke:
+        out.append(f'<line x1="{x(n):.1f}" y1="{top}" x2="{x(n):.1f}" y2="{bottom}" stroke="{RED}" '
+                   f'stroke-dasharray="4 3"/><text class="mark bad" x="{x(n) - 6:.1f}" y="{top + 14}" '
+                   'text-anchor="end">not finite</text>')
+    # min and max as the text report gives them: when they lie beyond both ends and read differently
     lo, hi = losses.index(min(losses)), losses.index(max(losses))
-    marks = [(0, "first"), (n - 1, "last")] + [(k, name) for k, name in ((lo, "min"), (hi, "max")) if k not in (0, n - 1)]
+    ends = {short(losses[0]), short(losses[-1])}
+    marks = [(0, "first"), (n - 1, "last")] + [(k, name) for k, name in ((lo, "min"), (hi, "max"))
+                                               if k not in (0, n - 1) and short(losses[k]) not in ends]
     for k, name in marks:
         v = losses[k]
         px, py = x(k), y(v)
