@@ -321,7 +321,8 @@ svg .mark { font-size: 12px; fill: #24292f; font-weight: 600; paint-order: strok
   stroke-width: 3px; stroke-linejoin: round; }
 svg .mark.bad { fill: var(--wrong); }
 svg.chart { max-width: 100%; height: auto; }
-svg rect.worst { fill: none; stroke: #000; stroke-width: 2; }
+svg rect.worst-halo { fill: none; stroke: #fff; stroke-width: 4; }
+svg rect.worst { fill: none; stroke: #000; stroke-width: 1.5; }
 .finding { background: #fff; border: 1px solid var(--line); border-left: 5px solid var(--wrong); border-radius: 6px;
   padding: 4px 16px 8px; margin-bottom: 12px; }
 .finding h3 { font-size: 16px; }

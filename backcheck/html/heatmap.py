@@ -156,8 +156,11 @@ def svg(p, label: str, layer: int, analytic: np.ndarray, numeric: np.ndarray, tr
             if worst is not None and worst in cell:
                 outline = (x, y)
     if outline is not None:
-        out.append(f'<rect class="worst" x="{outline[0] + 1}" y="{outline[1] + 1}" width="{cw - 2}" '
-                   f'height="{ch - 2}"><title>the worst entry of the table</title></rect>')
+        # white under black: the outline shows on the palest and on the darkest cell
+        for cls, inset in (("worst-halo", 1), ("worst", 1)):
+            out.append(f'<rect class="{cls}" x="{outline[0] + inset}" y="{outline[1] + inset}" '
+                       f'width="{cw - 2 * inset}" height="{ch - 2 * inset}"><title>the worst entry of the table'
+                       '</title></rect>')
     out += _ticks(rows, cols, br, bc, cw, ch, left, top, row_title, col_title)
     out.append(_legend(key, p.tolerance, left, top + rows * ch + 26, bar))
     out.append("</svg>")
