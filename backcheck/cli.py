@@ -46,6 +46,10 @@ def _usage_json(exc: click.UsageError) -> None:
     sys.exit(int(ExitCode.USAGE))
 
 
+_HTML_HELP = ("Also write the report as one self-contained HTML file (a heat map of every wrong parameter's "
+              "entries), whole or not at all; a symlink or device there is never replaced.")
+
+
 @click.group(cls=_Commands, name="backcheck")
 @click.version_option(__version__, prog_name="backcheck")
 def main() -> None:
@@ -73,11 +77,13 @@ _FORMATS_HELP = ("lines: one 'file:line: id: message' line per finding (editors,
               help="Processes probing entries at once with --exhaustive; each loads the code once.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
               help="Also write JUnit XML: a testcase per layer, as backcheck grade writes them.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), metavar="FILE", help=_HTML_HELP)
 def verify(config: str, fmt: str, no_color: bool, inject: tuple, show_output: bool, exhaustive: bool,
-           jobs: int, junit_path) -> None:
+           jobs: int, junit_path, html_path) -> None:
     """Check the gradients of the code CONFIG points at, layer by layer, and name the mistake."""
     from backcheck.runner import Options, verify as run
 
+    _html_writable(config, html_path, fmt, no_color)
     options = Options(inject=tuple(inject), show_output=show_output, exhaustive=exhaustive, jobs=jobs)
     if junit_path is None:
         result = run(config, options)
@@ -85,13 +91,45 @@ def verify(config: str, fmt: str, no_color: bool, inject: tuple, show_output: bo
         from backcheck.grade import verify_junit
 
         result = verify_junit(config, options, junit_path)
-    _emit(result, fmt, no_color)
+    _emit(result, fmt, no_color, html_path)
 
 
-def _emit(result, fmt: str, no_color: bool) -> None:
-    """Print a check's result as JSON or as the report, and exit with its code."""
+def _html_writable(config: str, html_path, fmt: str, no_color: bool) -> None:
+    """An --html path that is a symlink, a folder, a device or in a folder we cannot write is a usage
+    error before anything runs (exit 2)."""
+    if html_path is None:
+        return
+    from backcheck import html
+    from backcheck.errors import ConfigError
+    from backcheck.results import CheckResult, ErrorInfo
+
+    try:
+        html.writable(html_path)
+    except ConfigError as exc:
+        _emit(CheckResult(config=config, name=None, error=ErrorInfo("config", exc.message)), fmt, no_color)
+
+
+def _emit(result, fmt: str, no_color: bool, html_path=None) -> None:
+    """Write the --html file, print a check's result as JSON or as the report, and exit with its code;
+    an HTML file that could not be written is said on stderr after the report: exit 2 (4 for a bug
+    in drawing it)."""
     from backcheck import render
+    from backcheck.errors import ConfigError
 
+    failure = None
+    if html_path is not None:
+        from backcheck import html
+
+        try:
+            html.write(result, html_path)
+        except (ConfigError, OSError) as exc:
+            failure = ExitCode.USAGE, f"error: --html: {html_path} was not written: {exc}"
+        except Exception:  # noqa: BLE001 - a bug in drawing the page: the report still comes, then exit 4
+            import traceback
+
+            failure = ExitCode.INTERNAL, ("error (backcheck failed): the --html page could not be drawn; this is a "
+                                          "bug in backcheck, please report it with this message:\n"
+                                          + traceback.format_exc())
     if fmt == "json":
         click.echo(render.to_json(result))
     elif fmt in ("lines", "github"):
@@ -102,6 +140,9 @@ def _emit(result, fmt: str, no_color: bool) -> None:
             click.echo(text)
     else:
         render.report(result, render.console(no_color, stderr=result.error is not None))
+    if failure is not None:
+        click.echo(failure[1], err=True)
+        sys.exit(int(failure[0]))
     sys.exit(int(result.exit_code))
 
 
@@ -112,11 +153,14 @@ def _emit(result, fmt: str, no_color: bool) -> None:
                    + _FORMATS_HELP)
 @click.option("--no-color", is_flag=True, help="Plain text without colour (NO_COLOR does the same).")
 @click.option("--show-output", is_flag=True, help="Let the checked code's prints through to stderr.")
-def diagnose(config: str, fmt: str, no_color: bool, show_output: bool) -> None:
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help=_HTML_HELP + " With the loss curve and the line search.")
+def diagnose(config: str, fmt: str, no_color: bool, show_output: bool, html_path) -> None:
     """Why does my loss rise? Check the gradients, then train with them and explain what happens."""
     from backcheck.runner import Options, diagnose_config_path
 
-    _emit(diagnose_config_path(config, Options(show_output=show_output)), fmt, no_color)
+    _html_writable(config, html_path, fmt, no_color)
+    _emit(diagnose_config_path(config, Options(show_output=show_output)), fmt, no_color, html_path)
 
 
 @main.command()
@@ -128,6 +172,8 @@ def diagnose(config: str, fmt: str, no_color: bool, show_output: bool) -> None:
 @click.option("--gradescope", "gradescope_path", type=click.Path(dir_okay=False),
               help="Write Gradescope results.json (a test per layer); {submission} in the path for several.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write one CSV row per submission.")
+@click.option("--html", "html_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Write each submission's HTML report to DIR/SUBMISSION.html.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Submissions checked at once, each in its own process.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
@@ -136,7 +182,7 @@ def diagnose(config: str, fmt: str, no_color: bool, show_output: bool) -> None:
               help="Memory limit per submission in MB.")
 @click.option("--strict", is_flag=True, help="Exit 1 when a submission is not entirely right.")
 @click.option("--no-color", is_flag=True, help="Plain text without colour.")
-def grade(submissions: str, config: str, json_path, junit_path, gradescope_path, csv_path, jobs: int,
+def grade(submissions: str, config: str, json_path, junit_path, gradescope_path, csv_path, html_dir, jobs: int,
           timeout, memory_mb: int, strict: bool, no_color: bool) -> None:
     """Check every submission in SUBMISSIONS (one sub-folder each) against one assignment config."""
     from backcheck import render
@@ -144,12 +190,18 @@ def grade(submissions: str, config: str, json_path, junit_path, gradescope_path,
     from backcheck.grade import GradeOptions, grade as run, write_outputs
 
     err = render.console(no_color, stderr=True)
-    outputs = {"json": json_path, "junit": junit_path, "gradescope": gradescope_path, "csv": csv_path}
+    outputs = {"json": json_path, "junit": junit_path, "gradescope": gradescope_path, "csv": csv_path,
+               "html": None if html_dir is None else os.path.join(html_dir, "{submission}.html")}
     try:
         result = run(config, submissions, GradeOptions(jobs=jobs, timeout=timeout, memory_mb=memory_mb),
                      progress=lambda s, done, total: err.print(f"[{done}/{total}] {s.name}: {s.status}",
                                                                highlight=False), outputs=outputs)
         write_outputs(result, json_path, junit_path, gradescope_path, csv_path)
+        if html_dir is not None:
+            from backcheck import html
+
+            for s in result.submissions:
+                html.write(s.result, os.path.join(html_dir, f"{s.name}.html"))
     except KeyboardInterrupt:  # nothing was written: the outputs come after every submission
         err.print("interrupted: no output was written", highlight=False)
         sys.exit(130)

@@ -230,7 +230,28 @@ def test_wrong_gradients_keep_their_findings_and_get_a_training_section():
     j = diagnose_config_path(ROOT / "samples" / "seeds" / "digits_sigmoid.yaml", isolate=False).to_json()
     assert j["exit_code"] == 1
     assert "scale/batch-sum" in {f["id"] for f in j["findings"]}
-    assert set(j["train"]) == {"lr", "steps", "losses", "trend"}
+    assert set(j["train"]) == {"lr", "steps", "losses", "trend", "line_search"}
+
+
+def test_the_line_search_keeps_its_measured_losses():
+    """train.line_search holds the losses the finding's words quote: one step of lr, and the best smaller one."""
+    j = _run("lr_too_large")
+    [search] = j["train"]["line_search"]
+    lr = j["train"]["lr"]
+    assert search["from"] == "start" and search["steps"] == [lr / 2**k for k in range(14)]
+    assert search["loss"] == j["train"]["losses"][0] and len(search["losses"]) == 14
+    detail = next(f["detail"] for f in j["findings"] if f["id"] == "train/lr-too-large")
+    best = max(s for s, v in zip(search["steps"], search["losses"]) if v < search["loss"])
+    assert f"lr {lr:g} takes the loss from {search['loss']:.6g} to {search['losses'][0]:.6g}" in detail
+    assert f"a step of {best:.3g} lowers it to {search['losses'][search['steps'].index(best)]:.6g}" in detail
+
+
+def test_an_uphill_gradient_records_the_tiny_steps_too():
+    j = diagnose_config_path(ROOT / "samples" / "bugs" / "sign_flipped.yaml", isolate=False).to_json()
+    search = j["train"]["line_search"][0]
+    lr = j["train"]["lr"]
+    assert search["steps"][-3:] == [lr * 1e-4, lr * 1e-5, lr * 1e-6]
+    assert all(v > search["loss"] for v in search["losses"])
 
 
 def test_cli_json_and_text():

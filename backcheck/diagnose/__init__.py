@@ -29,9 +29,13 @@ class Training:
     trend: str  # falling | flat | rising | oscillating | diverged
     findings: tuple[Finding, ...]
     notes: tuple[str, ...]
+    # each search's measured losses: from "start", and from "lowest" (the parameters of the lowest
+    # loss, after_steps steps) when it searched there too
+    line_search: tuple[dict, ...] = ()
 
     def to_json(self) -> dict:
-        return {"lr": self.lr, "steps": self.steps, "losses": list(self.losses), "trend": self.trend}
+        return {"lr": self.lr, "steps": self.steps, "losses": list(self.losses), "trend": self.trend,
+                "line_search": [dict(s) for s in self.line_search]}
 
 
 def train(config, prep, canonical_params, gradients_right: bool, deadline: float | None = None,
@@ -68,16 +72,20 @@ def train(config, prep, canonical_params, gradients_right: bool, deadline: float
     after = canonical_params(values)
     if all(np.all(np.isfinite(W)) and np.all(np.isfinite(b)) for W, b in after):
         findings += units(net, after, data.X, "after training")
-    search = line_search(ev, start, g0, f0, spec.lr, trend, gradients_right, "the starting parameters")
+    searched = [{"from": "start"}]
+    search = line_search(ev, start, g0, f0, spec.lr, trend, gradients_right, "the starting parameters",
+                         record=searched[0])
     if not search and run.best is not None and gradients_right and trend in ("rising", "oscillating", "diverged"):
         # The first step may be fine and a later one overshoot: look again where training got furthest.
         g = gradient(ev, spec.lr, run.best, prep.where)
+        searched.append({"from": "lowest", "after_steps": run.losses.index(run.best_loss)})
         search = line_search(ev, run.best, g, run.best_loss, spec.lr, trend, gradients_right,
-                             "the parameters of the lowest loss", descent=False)
+                             "the parameters of the lowest loss", descent=False, record=searched[-1])
     explained = {"train/lr-too-large", "train/not-descent", "train/nonfinite"} & {f.id for f in findings + search}
     if not explained and (trend == "oscillating" or (trend == "diverged" and unsteady(run.losses))):
         search.append(unstable(run.losses, spec.lr, trend, gradients_right, summed))
     elif summed is not None:
         notes.append(effective_step(spec.lr, summed))
     ev.set_values(start)
-    return Training(spec.lr, spec.steps, tuple(run.losses), trend, tuple(dedupe(findings + search)), tuple(notes))
+    return Training(spec.lr, spec.steps, tuple(run.losses), trend, tuple(dedupe(findings + search)), tuple(notes),
+                    tuple(searched))

@@ -180,10 +180,12 @@ def nonfinite(step: int, what: str, message: str, losses: list) -> Finding:
 
 
 def line_search(ev, at: dict, g: dict, f0: float, lr: float, trend: str, gradients_right: bool,
-                where: str, descent: bool = True) -> list:
+                where: str, descent: bool = True, record: dict | None = None) -> list:
     """Losses along -gradient from the parameters ``at``, at lr and at smaller steps.
 
-    ``descent``: also test whether the gradient is a descent direction at all."""
+    ``descent``: also test whether the gradient is a descent direction at all. ``record`` gets the
+    measured numbers for the reports to draw: "loss" (f0), "steps" (largest first) and "losses"
+    (inf where the loss is not finite)."""
 
     def loss_at(step: float) -> float:
         value = loss_or_none(ev, {s: at[s] - step * g[s] for s in at})
@@ -194,6 +196,9 @@ def line_search(ev, at: dict, g: dict, f0: float, lr: float, trend: str, gradien
     lower = [s for s in steps if values[s] < f0]
     tiny = [lr * 1e-6, lr * 1e-5, lr * 1e-4]
     at_tiny = [loss_at(s) for s in tiny] if descent and not lower else []
+    if record is not None:
+        tried = steps + (tiny[::-1] if at_tiny else [])
+        record.update(loss=f0, steps=tried, losses=[values[s] for s in steps] + at_tiny[::-1])
     # uphill: no step lowers the loss and some raise it (a zero gradient moves nothing: it is not uphill)
     if at_tiny and all(v >= f0 for v in at_tiny) and any(v > f0 for v in [*at_tiny, *values.values()]):
         return [_not_descent(f0, tiny[0], lr, gradients_right)]
