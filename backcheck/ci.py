@@ -61,7 +61,8 @@ def layer_tests(result: CheckResult, net=None, points: float = 1.0) -> tuple[Lay
         for f in blamed:
             lines.append(f"[{f.id}] {f.title}\n  fix: {f.fix}")
             if f.line:
-                lines.append(f"  at {f.line.get('file')}:{f.line.get('line')}: {f.line.get('source', '')}".rstrip())
+                where = f.line.get("where") or f"{f.line.get('file')}:{f.line.get('line')}"
+                lines.append(f"  at {where}: {f.line.get('source', '')}".rstrip())
         tests.append(LayerTest(f"layer {k}: {label}", passed, points if passed else 0.0, points, "\n".join(lines),
                                status))
     return tuple(tests)
@@ -124,9 +125,12 @@ def annotations(result: CheckResult, base: str | None = None) -> list[Annotation
     for f in result.findings:
         severity = {"error": "error", "warning": "warning"}.get(f.severity, "notice")
         file, line = here
-        if f.line and f.line.get("file") and str(f.line.get("line", "")).isdigit():
+        title = f.title
+        if f.line and f.line.get("cell") is not None:  # a notebook's cell has no line of a file: the code: key
+            title = f"{f.line.get('where')}: {title}"
+        elif f.line and f.line.get("file") and str(f.line.get("line", "")).isdigit():
             file, line = _shown(_code_path(str(f.line["file"]), config), base), int(f.line["line"])
-        out.append(Annotation(file, line, severity, f.id, f.title, f.fix, f.detail))
+        out.append(Annotation(file, line, severity, f.id, title, f.fix, f.detail))
     out += [Annotation(*here, "warning", w.id, w.message) for w in result.warnings]
     if result.error is not None:
         return out

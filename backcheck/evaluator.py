@@ -229,9 +229,12 @@ class LocalEvaluator(Evaluator):
         if code is None:
             return []
 
-        def where_of(filename: str, line: int) -> str:
+        def where_of(filename: str, line: int):
             program = program_of(filename)
-            return program.where(line) if program is not None else f"{Path(filename).name}:{line}"
+            if program is None:
+                return f"{Path(filename).name}:{line}", None
+            cell = program.cell_of(line)
+            return program.where(line), (cell.number, line - cell.first + 1) if cell is not None else None
 
         run = (lambda: self.binding.step_gradient(lr)) if self.uses_step else self.binding.analytic
         return record(run, code.file.parent, where_of, {tuple(s) for s in shapes})

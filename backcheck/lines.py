@@ -205,4 +205,32 @@ def _scale_line(events, right: dict, n: int, tol: float):
 
 
 def _line(e) -> dict:
+    """The contract's line object; in a notebook ``line`` counts within the code cell ``cell``."""
+    if e.cell is not None:
+        return {"file": e.file, "cell": e.cell[0], "line": e.cell[1], "where": e.where, "source": e.source}
     return {"file": e.file, "line": e.line, "where": e.where, "source": e.source}
+
+
+def alias(events: list, line: dict, weights: list) -> dict | None:
+    """The statement that made a name the blamed line reads into another name for the same array
+    (``w = self.weights``, ``W = params["W2"]``: no copy) while it still held the weights the step
+    started from (``weights``), when there is one: with stale weights it is why weights taken "before"
+    the update are the updated ones. {"where", "source", "name", "of"}."""
+    import ast
+
+    blamed = next((e for e in events if e.where == line.get("where") and e.source == line.get("source")), None)
+    if blamed is None:
+        return None
+    for d in blamed.deps:
+        dep = events[d]
+        try:
+            tree = ast.parse(dep.source.strip())
+        except SyntaxError:
+            continue
+        stmt = tree.body[0] if len(tree.body) == 1 else None
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) \
+                and isinstance(stmt.value, (ast.Attribute, ast.Subscript, ast.Name)) \
+                and any(w.shape == dep.value.shape and np.array_equal(w, dep.value) for w in weights):
+            return {"where": dep.where, "source": dep.source.strip(), "name": stmt.targets[0].id,
+                    "of": ast.unparse(stmt.value)}
+    return None

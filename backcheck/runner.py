@@ -9,7 +9,9 @@ are computed here, out of the code's reach. The code's time in all is ``check.ti
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import time
 import traceback
 from dataclasses import dataclass
@@ -177,7 +179,8 @@ def prepare(config: Config, options: Options, progress=None, isolate: bool = Tru
         elif isolate:
             evaluator = open_sandboxed(config, options, defaults)
         else:
-            evaluator = LocalEvaluator(open_code(config, defaults))
+            with _working_in(code_cwd(config, options)):  # a script opens its data by a relative path
+                evaluator = LocalEvaluator(open_code(config, defaults))
         info["fixed_lr"] = getattr(evaluator, "fixed_lr", None)
         info["step_name"] = getattr(evaluator, "step_name", "step")
     progress("check")
@@ -407,13 +410,31 @@ _REQUEST_WORDS = {"open": "import", "loss": "loss call", "entries": "loss calls 
                   "step_gradient": "step", "set_values": "parameter update", "attach": "data update"}
 
 
+def code_cwd(config: Config, options: Options) -> str:
+    """The folder the code runs in: the command's --cwd, else the config's code.cwd, else the
+    folder of code.file (where a student runs ``python net.py`` and where Jupyter runs a notebook)."""
+    return options.cwd or str(config.code.cwd or config.code.file.parent)
+
+
+@contextlib.contextmanager
+def _working_in(folder: str):
+    """This process in ``folder`` while the code under test is opened in it (the Python API and
+    tests); the sandbox's evaluator stays there for good."""
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 def open_sandboxed(config: Config, options: Options, defaults: dict, wait: bool = True):
     """A RemoteEvaluator for the code under test, imported and bound in a sandboxed process. With
     ``wait`` False the import is under way when this returns: ``ready()`` of what it returns
     finishes it and gives the evaluator."""
     from backcheck.sandbox import Limits, Sandbox
 
-    limits = Limits(memory_mb=options.memory_mb, user=options.user, cwd=options.cwd or str(config.code.file.parent),
+    limits = Limits(memory_mb=options.memory_mb, user=options.user, cwd=code_cwd(config, options),
                     show_output=options.show_output, preimport=PREIMPORT)
     sandbox = Sandbox("backcheck.evaluator:serve_code", (config, defaults), limits, accept=ACCEPT)
     sandbox.start()
@@ -800,8 +821,19 @@ def _name(evidence_from, tables, an, conditioned, checked, net, data, precision,
     found = [dataclasses.replace(f, line=lines.get(i)) for i, (f, _) in enumerate(pairs)]
     if evidence_from == "rescaled":
         found = [dataclasses.replace(f, point="rescaled") for f in found]
-    earlier[:] = [dataclasses.replace(f, line=lines.get(len(pairs) + i)) for i, (f, _) in enumerate(read)]
+    earlier[:] = [_with_line(f, lines.get(len(pairs) + i)) for i, (f, _) in enumerate(read)]
     return found
+
+
+def _with_line(f: Finding, line: dict | None) -> Finding:
+    """A finding read from the gradients, with its line; stale weights read through a name that is the
+    weights themselves (``w = self.weights``, no copy) say so in the fix, since that line looks innocent."""
+    if line is None or "alias" not in line:
+        return dataclasses.replace(f, line=line)
+    a = line["alias"]
+    fix = (f"{f.fix}; here {a['where']} `{a['source']}` makes no copy: {a['name']} is {a['of']} itself, so the "
+           f"update changes it too (take {a['of']}.copy(), or update after computing the gradient below)")
+    return dataclasses.replace(f, line=line, fix=fix)
 
 
 def _variant_of_read(f, an):
@@ -826,6 +858,7 @@ def _lines(pc, pairs, net, params, data, precision, layout, wrong, per_example, 
         ev.set_values(pc.point.values)
     shapes = sorted(lines.shapes_of(net, len(data.X), layout))
     stale = [i for i, (f, _) in enumerate(pairs) if f.id == "step/stale-weights"]
+    before = ev.values()  # the weights the recordings start from
     try:
         events = ev.trace_backward(shapes)
         # Stale weights show only at a real step: that recording is taken at the step's rate.
@@ -843,6 +876,11 @@ def _lines(pc, pairs, net, params, data, precision, layout, wrong, per_example, 
         got = lines.point(events_at_rate, pairs, net, params, data.X, data.Y, precision.tolerance, None,
                           per_example)
         out.update({i: got[i] for i in stale if i in got})
+        for i in stale:
+            if i in out:
+                named = lines.alias(events_at_rate, out[i], list(before.values()))
+                if named is not None:
+                    out[i] = dict(out[i], alias=named)
     return out
 
 

@@ -15,7 +15,7 @@ from backcheck.results import CheckResult, CheckWarning, Finding, LayerResult, P
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGMOID = "samples/bugs/sigmoid_of_output.yaml"
-SIGMOID_LINE = ("samples/bugs/sigmoid_of_output.yaml:10: activation-derivative/of-output: layer 1 (sigmoid): "
+SIGMOID_LINE = ("samples/bugs/sigmoid_of_output.py:42: activation-derivative/of-output: layer 1 (sigmoid): "
                 "derivative taken of the activated output: sigmoid'(a) where a = sigmoid(z) already; fix: a is "
                 "already sigmoid(z): use a * (1 - a) (times the upstream gradient)")
 
@@ -43,11 +43,20 @@ def _result(*layers, findings=(), warnings=(), config=SIGMOID):
 # ---------------------------------------------------------------- --format lines
 
 
-def test_lines_put_a_finding_without_a_line_at_the_configs_code_key():
-    assert (ROOT / SIGMOID).read_text().splitlines()[9].startswith("code:")
+def test_lines_put_a_finding_at_the_line_it_blames():
+    assert "dZ1 = dA1 * sigmoid(A1)" in (ROOT / "samples/bugs/sigmoid_of_output.py").read_text().splitlines()[41]
     r = run("verify", SIGMOID, "--format", "lines")
     assert r.exit_code == 1
     assert r.stdout.splitlines() == [SIGMOID_LINE]
+
+
+def test_lines_put_a_finding_without_a_line_at_the_configs_code_key():
+    assert (ROOT / SIGMOID).read_text().splitlines()[9].startswith("code:")
+    finding = Finding("scale/batch-sum", None, "error", "every gradient is the batch size times too large",
+                      fix="divide by the batch size")
+    out = ci.to_lines(_result(LayerResult(1, "dense 4->6 sigmoid", (_param("W1", "wrong"),)), findings=[finding]))
+    assert out == (f"{SIGMOID}:10: scale/batch-sum: every gradient is the batch size times too large; "
+                   "fix: divide by the batch size")
 
 
 def test_lines_put_a_finding_at_the_code_line_it_carries():
@@ -114,7 +123,7 @@ def test_github_workflow_commands_escape_as_githubs_toolkit_does():
 def test_github_annotates_the_config_and_the_code():
     r = run("verify", SIGMOID, "--format", "github")
     assert r.exit_code == 1
-    assert r.stdout.startswith("::error file=samples/bugs/sigmoid_of_output.yaml,line=10,"
+    assert r.stdout.startswith("::error file=samples/bugs/sigmoid_of_output.py,line=42,"
                                "title=backcheck%3A activation-derivative/of-output::layer 1 (sigmoid): derivative "
                                "taken of the activated output: sigmoid'(a) where a = sigmoid(z) already%0Afix: a is "
                                "already sigmoid(z)")
@@ -129,7 +138,7 @@ def test_github_annotates_the_config_and_the_code():
 
 def test_github_paths_are_relative_to_the_workspace():
     r = run("verify", SIGMOID, "--format", "github", env={"GITHUB_WORKSPACE": str(ROOT / "samples")})
-    assert r.stdout.startswith("::error file=bugs/sigmoid_of_output.yaml,line=10,")
+    assert r.stdout.startswith("::error file=bugs/sigmoid_of_output.py,line=42,")
 
 
 @pytest.mark.parametrize("fmt", ["lines", "github"])
@@ -221,3 +230,12 @@ def test_the_docs_show_what_the_formats_print():
     assert SIGMOID_LINE in (ROOT / "README.md").read_text()
     github = run("verify", SIGMOID, "--format", "github").stdout.strip()
     assert f"--format github\n{github}\n```" in (ROOT / "docs" / "ci.md").read_text()
+
+
+def test_a_notebook_finding_is_said_at_the_code_key_with_its_cell():
+    finding = Finding("scale/batch-sum", None, "error", "every gradient is N times too large", fix="divide by N",
+                      line={"file": "net.ipynb", "cell": 6, "line": 2, "where": "net.ipynb cell 6, line 2",
+                            "source": "delta4[range(n), y] -= 1"})
+    out = ci.to_lines(_result(LayerResult(3, "dense 3->2 softmax", (_param("W3", "wrong"),)), findings=[finding]))
+    assert out == f"{SIGMOID}:10: scale/batch-sum: net.ipynb cell 6, line 2: every gradient is N times too large; " \
+                  "fix: divide by N"

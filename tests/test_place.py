@@ -187,3 +187,97 @@ def test_csv_columns_can_be_dropped(tmp_path):
     assert verify(tmp_path / "r.yaml").to_json()["exit_code"] == 0
     (tmp_path / "r2.yaml").write_text(text.replace("  drop: [Unnamed: 0]\n", ""))
     assert verify(tmp_path / "r2.yaml").to_json()["exit_code"] == 2
+
+
+def test_a_notebooks_loss_is_lines_of_a_cell_beside_its_value(loop):
+    code = (loop / "digits_loop.py").read_text().splitlines(keepends=True)
+    _notebook(loop / "digits.ipynb", [(code[:35], []), (code[35:], ["training"])])
+    yaml = YAML.replace("file: digits_loop.py", "file: digits.ipynb")
+    yaml = yaml.replace("loss: {lines: 40-46,", "loss: {cell: 2, lines: 5-11,")
+    yaml = yaml.replace("backward: 47-56", "backward: {cell: 2, lines: 12-21}")
+    (loop / "nb.yaml").write_text(yaml)
+    j = verify(loop / "nb.yaml").to_json()
+    assert j["exit_code"] == 1, j["error"]
+    line = next(f["line"] for f in j["findings"] if f["id"] == "activation-derivative/formula" and f["layer"] == 2)
+    assert (line["file"], line["cell"], line["line"], line["where"]) == \
+        ("digits.ipynb", 2, 16, "digits.ipynb cell 2, line 16")
+
+
+SCRIPT_WITH_DATA = '''\
+import numpy as np
+data = np.load("digits.npz")
+X, y = data["X"][:40], data["y"][:40]
+rng = np.random.default_rng(0)
+W1, b1 = rng.normal(0, 0.3, (64, 3)), np.zeros((1, 3))
+W2, b2 = rng.normal(0, 0.3, (3, 2)), np.zeros((1, 2))
+for epoch in range(2):
+    a1 = np.tanh(X @ W1 + b1)
+    z2 = a1 @ W2 + b2
+    p = np.exp(z2 - z2.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    loss = -np.log(p[range(len(y)), y]).mean()
+    d2 = p.copy()
+    d2[range(len(y)), y] -= 1
+    d2 /= len(y)
+    dW2, db2 = a1.T @ d2, d2.sum(axis=0, keepdims=True)
+    d1 = d2 @ W2.T * (1 - a1 ** 2)
+    dW1, db1 = X.T @ d1, d1.sum(axis=0, keepdims=True)
+    W1 -= 0.1 * dW1
+'''
+
+CWD_YAML = """network: {{input: 64, layers: [{{units: 3, activation: tanh}}, {{units: 2, activation: softmax}}], loss: cross_entropy}}
+code:
+  file: net.py
+  targets: labels{cwd}
+  place: {{loss: {{lines: 8-12, value: loss}}, backward: 13-18}}
+  params: {{W: "W{{k}}", b: "b{{k}}"}}
+  grads: {{W: "dW{{k}}", b: "db{{k}}"}}
+"""
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+def test_a_script_reads_its_data_from_its_own_folder_or_code_cwd(tmp_path, monkeypatch, isolate):
+    shutil.copy(HERE.parent / "samples" / "seeds" / "data" / "digits_3v7.npz", tmp_path / "digits.npz")
+    (tmp_path / "net.py").write_text(SCRIPT_WITH_DATA)
+    (tmp_path / "net.yaml").write_text(CWD_YAML.format(cwd=""))
+    monkeypatch.chdir(HERE)  # not where the code is
+    j = verify(tmp_path / "net.yaml", isolate=isolate).to_json()
+    assert j["exit_code"] == 0, j["error"]
+    assert Path.cwd() == HERE  # the process is back where it was
+    (tmp_path / "code").mkdir()
+    (tmp_path / "net.py").rename(tmp_path / "code" / "net.py")
+    (tmp_path / "net.yaml").write_text(CWD_YAML.format(cwd="\n  cwd: .").replace("file: net.py", "file: code/net.py"))
+    j = verify(tmp_path / "net.yaml", isolate=isolate).to_json()
+    assert j["exit_code"] == 0, j["error"]
+    (tmp_path / "net.yaml").write_text(CWD_YAML.format(cwd="").replace("file: net.py", "file: code/net.py"))
+    j = verify(tmp_path / "net.yaml", isolate=isolate).to_json()
+    assert j["exit_code"] == 3 and "digits.npz" in j["error"]["message"]
+
+
+def test_stale_weights_through_a_name_that_is_no_copy_say_where_the_name_was_made():
+    j = verify(HERE.parent / "samples" / "students" / "dense_nn.yaml").to_json()
+    stale = next(f for f in j["findings"] if f["id"] == "step/stale-weights")
+    assert stale["line"]["where"] == "dense_nn.py:31"
+    assert stale["line"]["alias"]["where"] == "dense_nn.py:25"
+    assert "`w = self.weights` makes no copy" in stale["fix"]
+    direct = verify(HERE.parent / "samples" / "bugs" / "stale_weights.yaml").to_json()
+    f = next(f for f in direct["findings"] if f["id"] == "step/stale-weights")  # reads the weights themselves
+    assert "alias" not in f["line"] and "makes no copy" not in f["fix"]
+
+
+def test_a_dict_holding_the_same_arrays_sees_the_probed_parameters(tmp_path):
+    # seed 002's answer style: the loss reads model['W1'], the YAML names the globals W1, ...
+    code = SCRIPT_WITH_DATA.replace('data = np.load("digits.npz")', 'data = np.load("digits.npz")\n'
+                                    '# the loss reads the weights through a dict of the same arrays')
+    code = code.replace("for epoch in range(2):", "model = {'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2}\n"
+                        "def loss_of(m):\n"
+                        "    q = np.exp(np.tanh(X @ m['W1'] + m['b1']) @ m['W2'] + m['b2'])\n"
+                        "    return -np.log(q[range(len(y)), y] / q.sum(axis=1)).mean()\n"
+                        "for epoch in range(2):")
+    shutil.copy(HERE.parent / "samples" / "seeds" / "data" / "digits_3v7.npz", tmp_path / "digits.npz")
+    (tmp_path / "net.py").write_text(code)
+    yaml = CWD_YAML.format(cwd="").replace("{loss: {lines: 8-12, value: loss}, backward: 13-18}",
+                                           "{loss: {lines: 13-17, value: loss_of(model)}, backward: 18-23}")
+    (tmp_path / "net.yaml").write_text(yaml)
+    j = verify(tmp_path / "net.yaml").to_json()
+    assert j["exit_code"] == 0, (j["error"], j["findings"])

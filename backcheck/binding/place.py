@@ -205,16 +205,22 @@ class PlaceBinding(Binding):
         return ns
 
     def _assign(self, ns: dict, s: Slot, arr) -> None:
+        """Put a probed array where the code keeps the parameter, and wherever else the namespace holds
+        that same array (``model = {'W1': W1, ...}``), so every name the code reads it by sees it."""
         parts = parse_path(s.code_name)
         if len(parts) == 1:
-            ns[parts[0]] = arr
-            return
-        parent = resolve(ns[parts[0]], list(parts[1:-1]))
-        last = parts[-1]
-        if isinstance(last, str) and not isinstance(parent, dict):
-            setattr(parent, last, arr)
+            old, ns[parts[0]] = ns.get(parts[0]), arr
         else:
-            parent[last] = arr
+            parent = resolve(ns[parts[0]], list(parts[1:-1]))
+            last = parts[-1]
+            if isinstance(last, str) and not isinstance(parent, dict):
+                old = getattr(parent, last, None)
+                setattr(parent, last, arr)
+            else:
+                old = parent[last]
+                parent[last] = arr
+        if isinstance(old, np.ndarray) and old is not arr:
+            _replace_everywhere(ns, old, arr)
 
     def _run(self, names: tuple, ns: dict) -> None:
         for name in sorted((n for n in names if n in self.blocks), key=lambda n: self.blocks[n][0][0]):
@@ -295,18 +301,41 @@ class PlaceBinding(Binding):
 
 
 def _copied(ns: dict) -> dict:
-    """A copy of a namespace in which arrays (and lists or dicts of them) are new objects."""
+    """A copy of a namespace in which arrays (and lists or dicts of them) are new objects; an array
+    held under two names (``W1`` and ``model['W1']``) is one copy under both, as it was one array."""
+    memo: dict = {}
+
+    def copy(x):
+        if not isinstance(x, np.ndarray):
+            return x
+        if id(x) not in memo:
+            memo[id(x)] = x.copy()
+        return memo[id(x)]
+
     out = {}
     for k, v in ns.items():
-        if isinstance(v, np.ndarray):
-            out[k] = v.copy()
-        elif isinstance(v, dict) and any(isinstance(x, np.ndarray) for x in v.values()):
-            out[k] = {kk: (x.copy() if isinstance(x, np.ndarray) else x) for kk, x in v.items()}
+        if isinstance(v, dict) and any(isinstance(x, np.ndarray) for x in v.values()):
+            out[k] = {kk: copy(x) for kk, x in v.items()}
         elif isinstance(v, list) and any(isinstance(x, np.ndarray) for x in v):
-            out[k] = [x.copy() if isinstance(x, np.ndarray) else x for x in v]
+            out[k] = [copy(x) for x in v]
         else:
-            out[k] = v
+            out[k] = copy(v)
     return out
+
+
+def _replace_everywhere(ns: dict, old: np.ndarray, new) -> None:
+    """``new`` in place of ``old`` under every name and in every dict or list of the namespace."""
+    for k, v in ns.items():
+        if v is old:
+            ns[k] = new
+        elif isinstance(v, dict):
+            for kk, x in v.items():
+                if x is old:
+                    v[kk] = new
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                if x is old:
+                    v[i] = new
 
 
 def _names(ns: dict) -> str:

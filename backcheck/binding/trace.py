@@ -32,6 +32,7 @@ class Event:
     value: np.ndarray
     deps: list = field(default_factory=list)  # indices of the events whose values the statement read
     helper: bool = False  # a "return" of a one-statement function (def f(x): return ..., a lambda)
+    cell: tuple | None = None  # in a notebook: (the code cell's number, the line in it), both from 1
 
 
 class _Statements:
@@ -107,7 +108,7 @@ def record(run, folder: Path, where_of, shapes: set) -> list[Event]:
     """Call ``run()`` (one gradient of the code) and record what the code's statements assigned.
 
     ``folder``: only frames of files in it are the code's; ``where_of(filename, line)`` says a
-    line the way the user finds it; ``shapes``: the shapes (and their transposes) worth keeping."""
+    line the way the user finds it, and in a notebook its cell: (where, (cell, line in it) or None); ``shapes``: the shapes (and their transposes) worth keeping."""
     folder = folder.resolve()
     stmts = _Statements()
     events: list[Event] = []
@@ -146,8 +147,9 @@ def record(run, folder: Path, where_of, shapes: set) -> list[Event]:
         if kept is None:
             return None
         filename = frame.f_code.co_filename
-        e = Event(len(events), kind, where_of(filename, line), Path(filename).name, line,
-                  _source(filename, line), name, kept, deps)
+        where, cell = where_of(filename, line)
+        e = Event(len(events), kind, where, Path(filename).name, line, _source(filename, line), name, kept, deps,
+                  cell=cell)
         events.append(e)
         latest[(scope(frame), name)] = e.index
         if kind == "return":

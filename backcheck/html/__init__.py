@@ -187,7 +187,7 @@ def _diagnosis(result: CheckResult) -> str:
         if f.fix:
             parts.append(f'<p class="fix"><b>fix:</b> {escape(f.fix)}</p>')
         if f.line:
-            where = f'{escape(str(f.line.get("file", "")))}:{escape(str(f.line.get("line", "")))}'
+            where = escape(str(f.line.get("where") or f'{f.line.get("file", "")}:{f.line.get("line", "")}'))
             parts.append(f'<div class="line"><span class="where">{where}</span>'
                          f'<pre><code>{escape(str(f.line.get("source", "")))}</code></pre></div>')
         evidence = [f.detail] if f.detail else []

@@ -309,13 +309,16 @@ def _placed(sec: Section, layers: tuple[LayerSpec, ...], file: str, resolved: Pa
         if raw == "spec":
             spec_loss = True
         elif isinstance(raw, dict):
-            lsec = Section(sec.reader, psec.located("loss"), "code.place.loss", ("lines", "value"))
-            loss = _lines(lsec, "lines") if lsec.has("lines") else None
+            lsec = Section(sec.reader, psec.located("loss"), "code.place.loss", ("lines", "value", "cell", "tag"))
+            if lsec.has("cell") or lsec.has("tag"):  # {cell: 5, lines: 8-9, value: ...}: lines inside a cell
+                loss = _lines(psec, "loss", keep=("cell", "tag", "lines"))
+            else:
+                loss = _lines(lsec, "lines") if lsec.has("lines") else None
             value = lsec.get("value", str, required=True, what="the name (or a Python expression) of the loss")
             _expression(lsec, "value", value)
         else:
             psec.fail("loss", "expected spec, or {lines: LINES, value: NAME-OR-EXPRESSION} (the lines that compute "
-                              "the loss and the name holding it)")
+                              "the loss and the name holding it; in a notebook {cell: N, lines: a-b, value: NAME})")
     else:
         psec.require("loss", "{lines: LINES, value: NAME}, or spec when the code computes no loss")
     data = ()
@@ -343,12 +346,15 @@ _LINES_HELP = ("LINES: 12, '12-20', a list of those, or in a notebook {cell: 3},
                "{tag: backward}")
 
 
-def _lines(sec: Section, key: str, required: bool = False) -> LinesSpec:
-    """A LINES value (docs/binding.md, binding by place)."""
+def _lines(sec: Section, key: str, required: bool = False, keep: tuple = ()) -> LinesSpec:
+    """A LINES value (docs/binding.md, binding by place); ``keep``: read only those keys of a mapping
+    (the loss's {cell, lines} beside its value)."""
     if required:
         sec.require(key, _LINES_HELP)
     loc = sec.located(key)
     raw = plain(loc)
+    if keep and isinstance(raw, dict):
+        raw = {k: v for k, v in raw.items() if k in keep}
     keypath = sec.path(key)
     values = raw if isinstance(raw, list) else [raw]
     if not values:
