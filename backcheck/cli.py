@@ -69,8 +69,23 @@ def verify(config: str, fmt: str, no_color: bool, inject: tuple, show_output: bo
     """Check the gradients of the code CONFIG points at, layer by layer, and name the mistake."""
     from backcheck.runner import Options, verify as run
 
-    _emit(run(config, Options(inject=tuple(inject), show_output=show_output, exhaustive=exhaustive, jobs=jobs)),
-          fmt, no_color)
+    with _progress(fmt, no_color, show_output) as progress:
+        result = run(config, Options(inject=tuple(inject), show_output=show_output, exhaustive=exhaustive,
+                                     jobs=jobs), progress=progress)
+    _emit(result, fmt, no_color)
+
+
+def _progress(fmt: str, no_color: bool, show_output: bool, err=None):
+    """The progress display on a terminal's stderr (``err``, the console that prints there); none for
+    JSON, for the code's own output, or off a terminal (a log or a pipe gets only the report)."""
+    from contextlib import nullcontext
+
+    from backcheck import render
+
+    err = err or render.console(no_color, stderr=True)
+    if fmt == "json" or show_output or not err.is_terminal:
+        return nullcontext(None)
+    return render.Progress(err)
 
 
 def _emit(result, fmt: str, no_color: bool) -> None:
@@ -94,7 +109,9 @@ def diagnose(config: str, fmt: str, no_color: bool, show_output: bool) -> None:
     """Why does my loss rise? Check the gradients, then train with them and explain what happens."""
     from backcheck.runner import Options, diagnose_config_path
 
-    _emit(diagnose_config_path(config, Options(show_output=show_output)), fmt, no_color)
+    with _progress(fmt, no_color, show_output) as progress:
+        result = diagnose_config_path(config, Options(show_output=show_output), progress=progress)
+    _emit(result, fmt, no_color)
 
 
 @main.command()
@@ -124,9 +141,15 @@ def grade(submissions: str, config: str, json_path, junit_path, gradescope_path,
     err = render.console(no_color, stderr=True)
     outputs = {"json": json_path, "junit": junit_path, "gradescope": gradescope_path, "csv": csv_path}
     try:
-        result = run(config, submissions, GradeOptions(jobs=jobs, timeout=timeout, memory_mb=memory_mb),
-                     progress=lambda s, done, total: err.print(f"[{done}/{total}] {s.name}: {s.status}",
-                                                               highlight=False), outputs=outputs)
+        with _progress("text", no_color, False, err) as bar:
+            def progress(s, done, total):
+                if s is not None:
+                    err.print(f"[{done}/{total}] {s.name}: {s.status}", highlight=False)
+                if bar is not None:
+                    bar("grade", done, total)
+
+            result = run(config, submissions, GradeOptions(jobs=jobs, timeout=timeout, memory_mb=memory_mb),
+                         progress=progress, outputs=outputs)
         write_outputs(result, json_path, junit_path, gradescope_path, csv_path)
     except KeyboardInterrupt:  # nothing was written: the outputs come after every submission
         err.print("interrupted: no output was written", highlight=False)

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import time
 
 from rich import box
 from rich.cells import cell_len
@@ -330,6 +331,97 @@ def grade_summary(g, console: Console) -> None:
     most = sum(s.max_score for s in g.submissions)
     footer = f"{len(g.submissions)} submissions: {parts}; {total:g} of {most:g} layer points"
     _lines(console, _flow(Text(footer), console.width, _label_width(footer, console.width), clauses=True))
+
+
+# ---------------------------------------------------------------- progress
+
+LONG_CHECK = 3.0  # seconds: probing estimated to take longer is announced before it starts
+
+
+class Progress:
+    """What a long command is doing, drawn on a terminal's stderr below what it prints and gone when
+    it ends: a spinner while the code is imported and first called, entries probed (k of n, with
+    the time left), training steps, submissions graded. Called as ``progress(phase, done, total,
+    **detail)`` (runner.verify's callback); a probe's ``loss_calls`` and ``call_seconds`` give the
+    time left before the first parameter is done, and an estimate said up front when it is long."""
+
+    _WORDS = {"import": "importing the code", "check": "first calls: loss, gradients, noise", "probe": "probing",
+              "train": "training", "grade": "grading"}
+    _UNITS = {"probe": "entries", "train": "steps", "grade": "submissions"}
+
+    def __init__(self, console: Console):
+        from rich.progress import BarColumn, Progress as Live, SpinnerColumn, TextColumn
+
+        self.console = console
+        self._live = Live(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
+                          TextColumn("{task.fields[count]}"), _time_left_column(), console=console, transient=True,
+                          redirect_stdout=False, redirect_stderr=False)
+        self._task = self._live.add_task("", total=None, count="", estimate=None, at=0.0)
+        self._phase, self._since = None, time.monotonic()
+
+    def __enter__(self) -> "Progress":
+        self._live.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._live.stop()
+
+    def __call__(self, phase: str, done: int, total: int | None, **detail) -> None:
+        key = (phase, detail.get("point"))
+        count = f"{done:,} of {total:,} {self._UNITS.get(phase, '')}" if total else ""
+        if key != self._phase:
+            self._phase = key
+            words = self._WORDS.get(phase, phase)
+            if detail.get("point") not in (None, "start"):
+                words += f" at the {detail['point']} point"
+            estimate = None
+            if detail.get("loss_calls") and detail.get("call_seconds"):
+                estimate = detail["loss_calls"] * detail["call_seconds"]
+                if estimate > LONG_CHECK:
+                    self.console.print(f"{words} {total:,} entries: {detail['loss_calls']:,} loss calls at "
+                                       f"{_duration(detail['call_seconds'])} each, about {_duration(estimate)}",
+                                       highlight=False)
+            self._since = time.monotonic()
+            self._live.reset(self._task, total=total, completed=done, description=words, count=count,
+                             estimate=estimate, at=0.0)
+        else:
+            self._live.update(self._task, total=total, completed=done, count=count, at=time.monotonic() - self._since)
+
+
+def _time_left(task) -> str:
+    """The phase's projected length less the time it has run: projected from the pace at the last
+    update (updates come per parameter, so not from the clock since), before any from the estimate
+    (loss calls x time per call)."""
+    if not task.total or task.completed >= task.total:
+        return ""
+    if task.completed:
+        whole = task.fields["at"] * task.total / task.completed
+    elif task.fields.get("estimate"):
+        whole = task.fields["estimate"]
+    else:
+        return ""
+    left = whole - (task.elapsed or 0.0)
+    return f"about {_duration(left)} left" if left >= 1 else ""
+
+
+def _duration(seconds: float) -> str:
+    """1.2 ms, 0.4 s, 12 s, 3 min, 1.5 h."""
+    if seconds < 0.1:
+        return f"{seconds * 1e3:.2g} ms"
+    if seconds < 10:
+        return f"{seconds:.1g} s" if seconds < 1 else f"{seconds:.0f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def _time_left_column():
+    from rich.progress import ProgressColumn  # here: only a terminal's progress needs rich.progress
+
+    class TimeLeft(ProgressColumn):
+        def render(self, task):
+            return Text(_time_left(task), style="dim")
+    return TimeLeft()
 
 
 _SPARK = "▁▂▃▄▅▆▇█"
