@@ -170,15 +170,16 @@ def _diagnosis(errors, width: int) -> list[Text]:
 # ---------------------------------------------------------------- lines of text
 
 _WORD = re.compile(r"\S+ *")
-_CLAUSE_ENDS = ";:."
+_CLAUSE_ENDS = ";:"
 
 
 def _flow(text: Text, width: int, indent: int = 0, clauses: bool = False) -> list[Text]:
     """``text`` (one paragraph) in lines of at most ``width`` cells, continuation lines indented by
     ``indent``. Lines break only at spaces, so a number or a code name stays whole; a word longer
     than a line is cut after a '/' where it can be (a path), else where the line ends. With
-    ``clauses`` a clause (up to a word ending in ';', ':' or '.') that fits on a line of its own
-    starts one rather than being split, once the line is half full."""
+    ``clauses`` a short clause (up to a word ending in ';' or ':', at most 3/4 of a line: an item
+    of a list such as "scale/sign at layer 3;") starts a line rather than being split, once the
+    line is half full; longer ones are prose and just flow."""
     plain = text.plain
     width = max(width, indent + 8)
     words = [(m.start(), m.start() + len(m.group().rstrip(" ")), m.end()) for m in _WORD.finditer(plain)]
@@ -190,7 +191,7 @@ def _flow(text: Text, width: int, indent: int = 0, clauses: bool = False) -> lis
         if fits and clauses and 2 * col >= room and plain[words[k - 1][1] - 1] in _CLAUSE_ENDS:
             end = next((w[1] for w in words[k:] if plain[w[1] - 1] in _CLAUSE_ENDS), words[-1][1])
             clause = cell_len(plain[a:end])
-            fits = col + clause <= room or clause > width - indent
+            fits = col + clause <= room or 4 * clause > 3 * (width - indent)
         if not fits and col > empty:
             starts.append(a)
             empty = col = 0
