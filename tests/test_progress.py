@@ -9,7 +9,7 @@ from rich.console import Console
 
 from backcheck.cli import main
 from backcheck.render import Progress
-from backcheck.runner import Options, diagnose_config_path, verify
+from backcheck.runner import diagnose_config_path, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 
