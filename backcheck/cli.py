@@ -85,13 +85,28 @@ def verify(config: str, fmt: str, no_color: bool, inject: tuple, show_output: bo
 
     _html_writable(config, html_path, fmt, no_color)
     options = Options(inject=tuple(inject), show_output=show_output, exhaustive=exhaustive, jobs=jobs)
-    if junit_path is None:
-        result = run(config, options)
-    else:
-        from backcheck.grade import verify_junit
+    with _progress(fmt, no_color, show_output) as progress:
+        if junit_path is None:
+            result = run(config, options, progress=progress)
+        else:
+            from backcheck.grade import verify_junit
 
-        result = verify_junit(config, options, junit_path)
+            result = verify_junit(config, options, junit_path, progress=progress)
     _emit(result, fmt, no_color, html_path)
+
+
+def _progress(fmt: str, no_color: bool, show_output: bool, err=None):
+    """The progress display on a terminal's stderr (``err``, the console that prints there); none for
+    the machine formats, for the code's own output, or off a terminal (a log or a pipe gets only the
+    report)."""
+    from contextlib import nullcontext
+
+    from backcheck import render
+
+    err = err or render.console(no_color, stderr=True)
+    if fmt != "text" or show_output or not err.is_terminal:
+        return nullcontext(None)
+    return render.Progress(err)
 
 
 def _html_writable(config: str, html_path, fmt: str, no_color: bool) -> None:
@@ -160,7 +175,9 @@ def diagnose(config: str, fmt: str, no_color: bool, show_output: bool, html_path
     from backcheck.runner import Options, diagnose_config_path
 
     _html_writable(config, html_path, fmt, no_color)
-    _emit(diagnose_config_path(config, Options(show_output=show_output)), fmt, no_color, html_path)
+    with _progress(fmt, no_color, show_output) as progress:
+        result = diagnose_config_path(config, Options(show_output=show_output), progress=progress)
+    _emit(result, fmt, no_color, html_path)
 
 
 @main.command()
@@ -193,9 +210,15 @@ def grade(submissions: str, config: str, json_path, junit_path, gradescope_path,
     outputs = {"json": json_path, "junit": junit_path, "gradescope": gradescope_path, "csv": csv_path,
                "html": None if html_dir is None else os.path.join(html_dir, "{submission}.html")}
     try:
-        result = run(config, submissions, GradeOptions(jobs=jobs, timeout=timeout, memory_mb=memory_mb),
-                     progress=lambda s, done, total: err.print(f"[{done}/{total}] {s.name}: {s.status}",
-                                                               highlight=False), outputs=outputs)
+        with _progress("text", no_color, False, err) as bar:
+            def progress(s, done, total):
+                if s is not None:
+                    err.print(f"[{done}/{total}] {s.name}: {s.status}", highlight=False)
+                if bar is not None:
+                    bar("grade", done, total)
+
+            result = run(config, submissions, GradeOptions(jobs=jobs, timeout=timeout, memory_mb=memory_mb),
+                         progress=progress, outputs=outputs)
         write_outputs(result, json_path, junit_path, gradescope_path, csv_path)
         if html_dir is not None:
             from backcheck import html

@@ -40,6 +40,7 @@ from backcheck.results import INCONCLUSIVE, OK, WRONG, CheckWarning, Finding, Pa
 MAX_EXHAUSTIVE = 2_048
 SAMPLE_ENTRIES = 16
 SAMPLE_DIRECTIONS = 8
+CALLS_PER_PROBE = {"central": 2, "richardson": 4, "complex": 1}  # loss calls per entry or direction probed
 SEARCH_ENTRIES = 4_096  # candidate entries of a search probed one by one up to this many ...
 SEARCH_SAMPLE = 256  # ... else a sample of this many
 BORDERLINE = 3.0  # error within this factor of what is allowed: re-measure with a better method
@@ -809,15 +810,25 @@ class PointCheck:
 
 
 def check_point(point: Point, precision: Precision, method: str, rngs: dict, *, exhaustive: bool = False,
-                nearby=None, analytic_at=None, sharpen=None, transposed=frozenset()) -> PointCheck:
+                nearby=None, analytic_at=None, sharpen=None, transposed=frozenset(), progress=None) -> PointCheck:
     """Judge every parameter at ``point``.
 
     ``nearby(values, attempt)`` gives a point close to ``values`` (every parameter moved a little)
     and ``analytic_at(values)`` the code's gradient there (as a ``Point``); probes that sit on a
     kink are judged again there. ``sharpen()`` names a more accurate method for a borderline
     verdict (asked only when needed); ``rngs[slot]`` is each parameter's own generator, so what
-    is probed does not depend on the order or the mode."""
-    checks = {s: probe_param(point, s, precision, method, rngs[s], exhaustive) for s in point.ev.slots}
+    is probed does not depend on the order or the mode. ``progress("probe", done, total,
+    loss_calls=...)`` hears of the entries (and random directions) probed, parameter by parameter."""
+    planned = {s: SAMPLE_ENTRIES + SAMPLE_DIRECTIONS if point.values[s].size > MAX_EXHAUSTIVE and not exhaustive
+               else point.values[s].size for s in point.ev.slots}
+    total, calls = sum(planned.values()), CALLS_PER_PROBE.get(method, 2)
+    checks = {}
+    for s in point.ev.slots:
+        if progress is not None:
+            progress("probe", sum(planned[t] for t in checks), total, loss_calls=calls * total)
+        checks[s] = probe_param(point, s, precision, method, rngs[s], exhaustive)
+    if progress is not None:
+        progress("probe", total, total, loss_calls=calls * total)
     for s in transposed:
         checks[s].transposed = True
     relocations = 0

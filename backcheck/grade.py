@@ -88,7 +88,8 @@ def grade(config_path: str | Path, submissions_dir: str | Path, options: GradeOp
           progress=None, outputs: dict | None = None) -> Grade:
     """Check every submission against the assignment config. Raises ConfigError (exit 2) for a bad
     config, submissions folder or output path (``outputs``: {"json": path, ...}, checked before the
-    first submission runs); a submission's own problems are its result."""
+    first submission runs); a submission's own problems are its result. ``progress(submission,
+    done, total)`` hears of each one finished (first with None, 0: about to start)."""
     config_path, submissions_dir = Path(config_path), Path(submissions_dir)
     base = load_config(config_path, require_code=False)
     if base.code is None:
@@ -100,7 +101,8 @@ def grade(config_path: str | Path, submissions_dir: str | Path, options: GradeOp
     if not folders:
         raise ConfigError(f"no submissions: no sub-folders and no {base.code.file_given} here", str(submissions_dir))
     check_outputs(outputs or {}, len(folders))
-    progress = progress or (lambda name, done, total: None)
+    progress = progress or (lambda sub, done, total: None)
+    progress(None, 0, len(folders))  # about to start: nothing is done yet
     done = []
     with tempfile.TemporaryDirectory(prefix="backcheck-grade-") as work:
         os.chmod(work, 0o711)  # another user may traverse it to its own copy, not list the others
@@ -236,7 +238,7 @@ def to_junit(g: Grade) -> str:
     return junit_xml([(s.name, s.tests, s.result.error) for s in g.submissions])
 
 
-def verify_junit(config_path, options: Options, junit_path) -> CheckResult:
+def verify_junit(config_path, options: Options, junit_path, progress=None) -> CheckResult:
     """``backcheck verify CONFIG --junit FILE``: the check, and FILE as JUnit XML with a testcase per
     layer (written whatever the verdict, even for a config error). A FILE that cannot be written is a
     config error (exit 2) before anything runs."""
@@ -244,7 +246,7 @@ def verify_junit(config_path, options: Options, junit_path) -> CheckResult:
         check_outputs({"junit": junit_path}, 1)
     except ConfigError as exc:
         return failed(str(config_path), config_path, exc)
-    result = verify(config_path, options)
+    result = verify(config_path, options, progress=progress)
     tests = layer_tests(result, _network(config_path))
     try:
         _atomic_write(Path(junit_path), junit_xml([(result.name, tests, result.error)]))

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
+import re
+import time
 
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -43,73 +49,194 @@ def to_json(result: CheckResult) -> str:
 
 
 def report(result: CheckResult, console: Console) -> None:
-    """The per-layer report: table, diagnosis, warnings, verdict."""
+    """The per-layer report: table, diagnosis, warnings, verdict, laid out for the console's width."""
     if result.error is not None:
         _error(result, console)
         return
+    width = console.width
     m = result.method
     mode = "" if m.mode == "default" else f", {m.mode}" + (f", {m.jobs} jobs" if m.jobs > 1 else "")
     command = "diagnose" if "train" in result.extra else "verify"
-    console.print(f"[bold]backcheck {command}[/bold] {result.config}  ({m.name} differences, "
-                  f"eps {m.eps:g}, {m.dtype}{mode})")
-    table = Table(show_header=True, header_style="bold", expand=False, pad_edge=False)
-    for name, justify in (("layer", "left"), ("param", "left"), ("shape", "left"), ("rel err", "right"),
-                          ("worst [i] analytic/numeric", "left"), ("status", "left")):
-        table.add_column(name, justify=justify, overflow="fold")
-    origin = result.origin_layer
-    for layer in result.layers:
-        label = f"{layer.index} {layer.label.replace('dense ', '')}"
-        if layer.index == origin:
-            label = "▶" + label
-        for i, p in enumerate(layer.params):
-            name = p.name if p.code_name in (p.name, f"{p.name}{layer.index}") else f"{p.name} ({p.code_name})"
-            worst = ""
-            if p.worst is not None:
-                idx = ",".join(map(str, p.worst.index))
-                worst = f"[{idx}] {p.worst.analytic:.3g}/{p.worst.numeric:.3g}"
-            probes = "" if p.exhaustive else f" ({p.checked}/{p.size}+{p.directions}d)"
-            if p.point != "start":
-                probes += f", {p.point}"
-            table.add_row(label if i == 0 else "", name, "x".join(map(str, p.shape)),
-                          f"{p.rel_error:.1e}", worst, Text(p.status + probes, style=_STYLE.get(p.status, "")))
-        table.add_section()
+    head = Text.assemble((f"backcheck {command}", "bold"), f" {result.config}")
+    how = f"({m.name} differences, eps {m.eps:g}, {m.dtype}{mode})"
+    if head.cell_len + 2 + cell_len(how) <= width:
+        _lines(console, [head + Text("  " + how)])
+    else:  # the method on a line of its own rather than broken inside it
+        _lines(console, _flow(head, width, 2) + _flow(Text("  " + how), width, 3))
+    table, legend = layer_table(result, width)
     console.print(table)
+    _lines(console, legend)
     for layer in result.layers:
         for p in layer.params:
             if p.pattern:
-                how = "estimated, " if p.estimated else ""
-                console.print(Text(f"{p.code_name}: {p.wrong_entries} of {p.size} entries wrong ({how}{p.checked} "
-                                   f"probed): {p.pattern}", style="red"))
+                how_ = "estimated, " if p.estimated else ""
+                _lines(console, _flow(Text(f"{p.code_name}: {p.wrong_entries} of {p.size} entries wrong ({how_}"
+                                           f"{p.checked} probed): {p.pattern}", style="red"), width, 2))
+    origin = result.origin_layer
     if origin is not None:
-        console.print(Text(f"▶ origin: layer {origin}, the wrong layer closest to the loss; layers below it "
-                           "may be wrong only because of it", style="red"))
+        _lines(console, _flow(Text(f"▶ origin: layer {origin}, the wrong layer closest to the loss; layers below "
+                                   "it may be wrong only because of it", style="red"), width, 2))
     errors = [f for f in result.findings if f.severity == "error"]
     if errors:
-        body = Text()
-        for n, f in enumerate(errors, 1):
-            body.append(f"{n}. [{f.id}] ", style="bold red")
-            body.append(f.title + "\n", style="bold")
-            if f.line:
-                body.append("   line: ", style="cyan")
-                body.append(f"{f.line['where']}: ", style="bold")
-                body.append(f.line["source"] + "\n")
-            if f.fix:
-                body.append("   fix: ", style="green")
-                body.append(f.fix + "\n")
-            if f.detail:
-                body.append(f"   {f.detail} (confidence {f.confidence:.2f})\n", style="dim")
-        body.rstrip()
-        console.print(Panel(body, title="Diagnosis", title_align="left", border_style="red"))
+        console.print(Panel(Text("\n").join(_diagnosis(errors, width - 4)), title="Diagnosis", title_align="left",
+                            border_style="red"))
     for f in result.findings:
         if f.severity != "error":
-            console.print(Text.assemble(("warning ", "yellow"), (f"[{f.id}] ", "yellow"), f.title,
-                                        (f" (fix: {f.fix})" if f.fix else "", "dim")))
+            _lines(console, _flow(Text.assemble(("warning ", "yellow"), (f"[{f.id}] ", "yellow"), f.title,
+                                                (f" (fix: {f.fix})" if f.fix else "", "dim")), width, 8))
     for w in result.warnings:
-        console.print(Text.assemble(("warning ", "yellow"), (f"[{w.id}] ", "yellow"), w.message))
+        _lines(console, _flow(Text.assemble(("warning ", "yellow"), (f"[{w.id}] ", "yellow"), w.message), width, 8))
     for note in result.notes:
-        console.print(Text(f"note: {note}", style="dim"))
+        _lines(console, _flow(Text(f"note: {note}", style="dim"), width, 6))
     training(result, console)
-    console.print(_verdict(result))
+    verdict = _verdict(result)
+    _lines(console, _flow(verdict, width, _label_width(verdict.plain, width), clauses=True))
+
+
+# ---------------------------------------------------------------- the layer table
+
+# The table's layouts, roomiest first; the first whose natural width fits the console is drawn.
+# names: the code's own names in the table ("W (layers[0].weights)") or under it in a legend;
+# split: a layer's label over its two rows ("1 6->5" above "sigmoid"); box: the heavy-headed box,
+# or an open one (no vertical lines) that saves a column per gap.
+_OPEN = box.Box("    \n    \n ━━ \n    \n ── \n ── \n    \n    \n")
+_LAYOUTS = (
+    dict(names="inline", split=False, box=box.HEAVY_HEAD),
+    dict(names="legend", split=False, box=box.HEAVY_HEAD),
+    dict(names="legend", split=True, box=box.HEAVY_HEAD),
+    dict(names="legend", split=True, box=_OPEN),
+)
+_HEADERS = (("layer", "left"), ("param", "left"), ("shape", "left"), ("rel err", "right"), ("worst", "left"),
+            ("analytic/numeric", "left"), ("status", "left"))
+
+
+def layer_table(result: CheckResult, width: int) -> tuple[Table, list[Text]]:
+    """The per-layer table in the roomiest layout that fits ``width`` columns, and the legend lines
+    that go under it (the code's names, when the table has no room for them). A number, an index
+    or a code name is never broken; only the status wraps, at a space, when nothing else fits."""
+    for layout in _LAYOUTS:
+        table, legend = _layer_table(result, width, **layout)
+        if Measurement.get(_MEASURE, _MEASURE.options, table).maximum <= width:
+            return table, legend
+    return table, legend  # narrower than any layout: the status (and the label) wrap at spaces
+
+
+_MEASURE = Console(width=10_000, file=io.StringIO(), no_color=True)
+
+
+def _layer_table(result: CheckResult, width: int, names: str, split: bool, box) -> tuple[Table, list]:
+    table = Table(show_header=True, header_style="bold", expand=False, pad_edge=False, box=box,
+                  show_edge=box is not _OPEN, padding=(0, 1) if box is not _OPEN else (0, 1, 0, 0))
+    for name, justify in _HEADERS:
+        table.add_column(name, justify=justify, no_wrap=name not in ("layer", "status"))
+    origin = result.origin_layer
+    legend = []
+    for layer in result.layers:
+        label = ("▶" if layer.index == origin else "") + f"{layer.index} {layer.label.replace('dense ', '')}"
+        labels = [label]
+        if split and " " in label[label.index(" ") + 1:]:
+            labels = label.rsplit(" ", 1)
+        renamed = []
+        rows = []
+        for p in layer.params:
+            shown = p.name
+            if p.code_name not in (p.name, f"{p.name}{layer.index}"):
+                if names == "inline":
+                    shown = f"{p.name} ({p.code_name})"
+                else:
+                    renamed.append(f"{p.name} = {p.code_name}")
+            index = values = ""
+            if p.worst is not None:
+                index = "[" + ",".join(map(str, p.worst.index)) + "]"
+                values = f"{p.worst.analytic:.3g}/{p.worst.numeric:.3g}"
+            probes = "" if p.exhaustive else f" ({p.checked}/{p.size}+{p.directions}d)"
+            if p.point != "start":
+                probes += f", {p.point}"
+            rows.append([shown, "x".join(map(str, p.shape)), f"{p.rel_error:.1e}", index, values,
+                         Text(p.status + probes, style=_STYLE.get(p.status, ""))])
+        while len(rows) < len(labels):
+            rows.append([""] * 5 + [Text("")])
+        for i, row in enumerate(rows):
+            table.add_row(labels[i] if i < len(labels) else "", *row)
+        table.add_section()
+        if renamed:
+            legend.append(f"layer {layer.index}: {', '.join(renamed)}")
+    if cell_len("; ".join(legend)) <= width:
+        legend = ["; ".join(legend)] if legend else []
+    return table, [line for entry in legend for line in _flow(Text(entry, style="dim"), width, 2)]
+
+
+def _diagnosis(errors, width: int) -> list[Text]:
+    """The lines of the Diagnosis panel: each finding numbered, its title, fix and evidence indented
+    under the number, the fix's continuation under its first word."""
+    lines = []
+    for n, f in enumerate(errors, 1):
+        number = f"{n}. "
+        hang = " " * len(number)
+        lines += _flow(Text.assemble((f"{number}[{f.id}] ", "bold red"), (f.title, "bold")), width, len(number))
+        if f.line:
+            lines += _flow(Text.assemble(hang, ("line: ", "cyan"), (f"{f.line['where']}: ", "bold"),
+                                         str(f.line.get("source", ""))), width, len(number) + 6)
+        if f.fix:
+            lines += _flow(Text.assemble(hang, ("fix: ", "green"), f.fix), width, len(number) + 5)
+        if f.detail:
+            lines += _flow(Text(f"{hang}{f.detail} (confidence {f.confidence:.2f})", style="dim"), width,
+                           len(number))
+    return lines
+
+
+# ---------------------------------------------------------------- lines of text
+
+_WORD = re.compile(r"\S+ *")
+_CLAUSE_ENDS = ";:"
+
+
+def _flow(text: Text, width: int, indent: int = 0, clauses: bool = False) -> list[Text]:
+    """``text`` (one paragraph) in lines of at most ``width`` cells, continuation lines indented by
+    ``indent``. Lines break only at spaces, so a number or a code name stays whole; a word longer
+    than a line is cut after a '/' where it can be (a path), else where the line ends. With
+    ``clauses`` a short clause (up to a word ending in ';' or ':', at most 3/4 of a line: an item
+    of a list such as "scale/sign at layer 3;") starts a line rather than being split, once the
+    line is half full; longer ones are prose and just flow."""
+    plain = text.plain
+    width = max(width, indent + 8)
+    words = [(m.start(), m.start() + len(m.group().rstrip(" ")), m.end()) for m in _WORD.finditer(plain)]
+    starts = []  # offsets where a continuation line begins
+    empty = col = len(plain) - len(plain.lstrip(" "))  # a line's width before its first word
+    room = width
+    for k, (a, b, after) in enumerate(words):
+        fits = col + cell_len(plain[a:b]) <= room
+        if fits and clauses and 2 * col >= room and plain[words[k - 1][1] - 1] in _CLAUSE_ENDS:
+            end = next((w[1] for w in words[k:] if plain[w[1] - 1] in _CLAUSE_ENDS), words[-1][1])
+            clause = cell_len(plain[a:end])
+            fits = col + clause <= room or 4 * clause > 3 * (width - indent)
+        if not fits and col > empty:
+            starts.append(a)
+            empty = col = 0
+            room = width - indent
+        while cell_len(plain[a:b]) > room - col:  # longer than a whole line: cut it
+            piece = plain[a:a + room - col]
+            cut = a + (piece.rfind("/") + 1 if "/" in piece[:-1] else len(piece))
+            starts.append(cut)
+            a, empty, col, room = cut, 0, 0, width - indent
+        col += cell_len(plain[a:after])
+    out = []
+    for i, line in enumerate(text.divide(starts)):
+        line.rstrip()
+        out.append(Text(" " * indent) + line if i else line)
+    return out
+
+
+def _label_width(plain: str, width: int) -> int:
+    """How far a line's continuation is indented: under the text after its label ("WRONG: ", "OK: ")."""
+    label = plain.find(": ")
+    return label + 2 if 0 < label <= 14 and label + 2 <= width // 3 else 2
+
+
+def _lines(console: Console, lines: list) -> None:
+    """Lines already laid out for the console's width: printed as they are."""
+    for line in lines:
+        console.print(line, overflow="ignore", crop=False, no_wrap=True)
 
 
 def _verdict(result: CheckResult) -> Text:
@@ -166,41 +293,54 @@ def _what_to_change(why: str) -> str:
 
 
 def _error(result: CheckResult, console: Console) -> None:
+    """The error line (its first paragraph flowed, what follows it, a YAML example or a traceback,
+    as it is), then the findings that came with it."""
     e = result.error
     title = {"config": "configuration error", "internal": "backcheck failed"}.get(e.kind, f"code under test: {e.kind}")
     where = f"{e.where}: " if e.where else ""
-    console.print(Text.assemble((f"error ({title}): ", "bold red"), where, e.message))
+    first, _, rest = e.message.partition("\n")
+    _lines(console, _flow(Text.assemble((f"error ({title}): ", "bold red"), where, first), console.width, 2))
+    if rest:
+        console.print(Text(rest), overflow="fold")
     for f in result.findings:
-        console.print(Text(f"[{f.id}] {f.title}", style="red"))
+        _lines(console, _flow(Text(f"[{f.id}] {f.title}", style="red"), console.width, 2))
 
 
 def catalog(console: Console) -> None:
-    """`backcheck bugs`: every finding id, what it looks like, the right formula."""
+    """`backcheck bugs`: every finding id, what it looks like, the right formula. The id is the
+    panel's title; the title, too long for a border, is the panel's first line."""
+    inner = console.width - 4
     for entry in CATALOG.values():
-        body = Text()
-        if entry.looks_like:
-            body.append("looks like: ", style="bold")
-            body.append(entry.looks_like + "\n")
-        if entry.right:
-            body.append("right:      ", style="bold green")
-            body.append(entry.right + "\n")
-        body.append(f"scope: {entry.scope}" + ("" if entry.injectable else "  (not injectable)"), style="dim")
-        console.print(Panel(body, title=f"[bold]{entry.id}[/bold]: {entry.title}", title_align="left"))
+        lines = _flow(Text(entry.title, style="bold"), inner, 0)
+        for label, text, style in (("looks like: ", entry.looks_like, "bold"), ("right:      ", entry.right,
+                                                                               "bold green")):
+            if text:
+                lines += _flow(Text.assemble((label, style), text), inner, len(label))
+        lines.append(Text(f"scope: {entry.scope}" + ("" if entry.injectable else "  (not injectable)"), style="dim"))
+        console.print(Panel(Text("\n").join(lines), title=f"[bold]{entry.id}[/bold]", title_align="left"))
 
 
 def grade_summary(g, console: Console) -> None:
-    """The summary of ``backcheck grade``: one row per submission, then the totals."""
-    table = Table(title=f"backcheck grade  {g.config}", title_justify="left")
-    for col, kw in (("submission", {}), ("score", {"justify": "right"}), ("status", {}),
-                    ("origin", {"justify": "right"}), ("first finding / error", {"overflow": "fold"})):
-        table.add_column(col, **kw)
+    """The summary of ``backcheck grade``: one row per submission, then the totals. The last column
+    takes the room the others leave; its messages break at spaces (a path after a '/')."""
     style = {"ok": "green", "wrong": "red"}
+    rows = []
     for s in g.submissions:
         r = s.result
         what = (r.error.message.split("; ")[0] if r.error else
                 next((f"{f.id}@{f.layer}" if f.layer else f.id for f in r.findings), ""))
-        table.add_row(s.name, f"{s.score:g}/{s.max_score:g}", Text(s.status, style=style.get(s.status, "yellow")),
-                      str(r.origin_layer) if r.origin_layer is not None else "", what)
+        rows.append((s.name, f"{s.score:g}/{s.max_score:g}", Text(s.status, style=style.get(s.status, "yellow")),
+                     str(r.origin_layer) if r.origin_layer is not None else "", what))
+    heads = ("submission", "score", "status", "origin", "first finding / error")
+    fixed = [max([len(h)] + [cell_len(str(row[i])) for row in rows]) for i, h in enumerate(heads[:4])]
+    room = console.width - sum(fixed) - 3 * len(heads) - 1  # borders and a space either side of each cell
+    longest = max([len(heads[4])] + [len(row[4]) for row in rows])
+    last = max(min(room, longest), len(heads[4]))
+    table = Table(title=f"backcheck grade  {g.config}", title_justify="left")
+    for col, kw in zip(heads, ({}, {"justify": "right"}, {}, {"justify": "right"}, {"width": last})):
+        table.add_column(col, no_wrap=True, **kw)
+    for row in rows:
+        table.add_row(*row[:4], Text("\n").join(_flow(Text(row[4]), last, 0)))
     console.print(table)
     counts = {}
     for s in g.submissions:
@@ -208,7 +348,99 @@ def grade_summary(g, console: Console) -> None:
     parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     total = sum(s.score for s in g.submissions)
     most = sum(s.max_score for s in g.submissions)
-    console.print(f"{len(g.submissions)} submissions: {parts}; {total:g} of {most:g} layer points", soft_wrap=True)
+    footer = f"{len(g.submissions)} submissions: {parts}; {total:g} of {most:g} layer points"
+    _lines(console, _flow(Text(footer), console.width, _label_width(footer, console.width), clauses=True))
+
+
+# ---------------------------------------------------------------- progress
+
+LONG_CHECK = 3.0  # seconds: probing estimated to take longer is announced before it starts
+
+
+class Progress:
+    """What a long command is doing, drawn on a terminal's stderr below what it prints and gone when
+    it ends: a spinner while the code is imported and first called, entries probed (k of n, with
+    the time left), training steps, submissions graded. Called as ``progress(phase, done, total,
+    **detail)`` (runner.verify's callback); a probe's ``loss_calls`` and ``call_seconds`` give the
+    time left before the first parameter is done, and an estimate said up front when it is long."""
+
+    _WORDS = {"import": "importing the code", "check": "first calls: loss, gradients, noise", "probe": "probing",
+              "train": "training", "grade": "grading"}
+    _UNITS = {"probe": "entries", "train": "steps", "grade": "submissions"}
+
+    def __init__(self, console: Console):
+        from rich.progress import BarColumn, Progress as Live, SpinnerColumn, TextColumn
+
+        self.console = console
+        self._live = Live(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
+                          TextColumn("{task.fields[count]}"), _time_left_column(), console=console, transient=True,
+                          redirect_stdout=False, redirect_stderr=False)
+        self._task = self._live.add_task("", total=None, count="", estimate=None, at=0.0)
+        self._phase, self._since = None, time.monotonic()
+
+    def __enter__(self) -> "Progress":
+        self._live.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._live.stop()
+
+    def __call__(self, phase: str, done: int, total: int | None, **detail) -> None:
+        key = (phase, detail.get("point"))
+        count = f"{done:,} of {total:,} {self._UNITS.get(phase, '')}" if total else ""
+        if key != self._phase:
+            self._phase = key
+            words = self._WORDS.get(phase, phase)
+            if detail.get("point") not in (None, "start"):
+                words += f" at the {detail['point']} point"
+            estimate = None
+            if detail.get("loss_calls") and detail.get("call_seconds"):
+                estimate = detail["loss_calls"] * detail["call_seconds"]
+                if estimate > LONG_CHECK:
+                    self.console.print(f"{words} {total:,} entries: {detail['loss_calls']:,} loss calls at "
+                                       f"{_duration(detail['call_seconds'])} each, about {_duration(estimate)}",
+                                       highlight=False)
+            self._since = time.monotonic()
+            self._live.reset(self._task, total=total, completed=done, description=words, count=count,
+                             estimate=estimate, at=0.0)
+        else:
+            self._live.update(self._task, total=total, completed=done, count=count, at=time.monotonic() - self._since)
+
+
+def _time_left(task) -> str:
+    """The phase's projected length less the time it has run: projected from the pace at the last
+    update (updates come per parameter, so not from the clock since), before any from the estimate
+    (loss calls x time per call)."""
+    if not task.total or task.completed >= task.total:
+        return ""
+    if task.completed:
+        whole = task.fields["at"] * task.total / task.completed
+    elif task.fields.get("estimate"):
+        whole = task.fields["estimate"]
+    else:
+        return ""
+    left = whole - (task.elapsed or 0.0)
+    return f"about {_duration(left)} left" if left >= 1 else ""
+
+
+def _duration(seconds: float) -> str:
+    """1.2 ms, 0.4 s, 12 s, 3 min, 1.5 h."""
+    if seconds < 0.1:
+        return f"{seconds * 1e3:.2g} ms"
+    if seconds < 10:
+        return f"{seconds:.1g} s" if seconds < 1 else f"{seconds:.0f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def _time_left_column():
+    from rich.progress import ProgressColumn  # here: only a terminal's progress needs rich.progress
+
+    class TimeLeft(ProgressColumn):
+        def render(self, task):
+            return Text(_time_left(task), style="dim")
+    return TimeLeft()
 
 
 _SPARK = "▁▂▃▄▅▆▇█"

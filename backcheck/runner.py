@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import time
 import traceback
@@ -49,9 +50,10 @@ class Options:
     command: str = "verify"  # verify | diagnose (the check, then training with the code's gradients)
 
 
-def verify(path, options: Options = Options(), *, isolate: bool = True) -> CheckResult:
+def verify(path, options: Options = Options(), *, isolate: bool = True, progress=None) -> CheckResult:
     """Check the config at ``path``. With ``isolate`` the user's code runs in a sandboxed process;
-    without, in this one (faster to start, but the code can then reach backcheck)."""
+    without, in this one (faster to start, but the code can then reach backcheck). ``progress(phase,
+    done, total, **detail)`` hears what a long check is doing: import, check, probe, train."""
     shown = str(path)
     try:
         config = load_config(path)
@@ -65,14 +67,14 @@ def verify(path, options: Options = Options(), *, isolate: bool = True) -> Check
         return failed(shown, path, InternalError(
             "backcheck failed while reading the config; this is a bug in backcheck, please report it with this "
             "message:\n" + traceback.format_exc()))
-    return run_guarded(config, options, shown, isolate=isolate)
+    return run_guarded(config, options, shown, progress, isolate=isolate)
 
 
-def diagnose_config_path(path, options: Options = Options(), *, isolate: bool = True) -> CheckResult:
+def diagnose_config_path(path, options: Options = Options(), *, isolate: bool = True, progress=None) -> CheckResult:
     """``backcheck diagnose``: ``verify`` and then training; the result has a "train" section."""
     from dataclasses import replace
 
-    return verify(path, replace(options, command="diagnose"), isolate=isolate)
+    return verify(path, replace(options, command="diagnose"), isolate=isolate, progress=progress)
 
 
 def verify_config(config: Config, options: Options, shown: str) -> CheckResult:
@@ -163,7 +165,7 @@ def prepare(config: Config, options: Options, progress=None, isolate: bool = Tru
     ``isolate`` the code is imported and bound in a sandboxed process, else in this one; ``binding``:
     code bound already (the Python API)."""
     net = config.network
-    progress = progress or (lambda phase: None)
+    progress = progress or (lambda phase, done, total, **detail: None)
     canon, defaults = default_params(config)
     info = {}
     if config.code is None:
@@ -173,7 +175,7 @@ def prepare(config: Config, options: Options, progress=None, isolate: bool = Tru
         info["reference"] = True
     else:
         layout, targets = config.code.layout, config.code.targets
-        progress("import")
+        progress("import", 0, None)
         if binding is not None:
             evaluator = LocalEvaluator(binding)
         elif isolate:
@@ -183,7 +185,7 @@ def prepare(config: Config, options: Options, progress=None, isolate: bool = Tru
                 evaluator = LocalEvaluator(open_code(config, defaults))
         info["fixed_lr"] = getattr(evaluator, "fixed_lr", None)
         info["step_name"] = getattr(evaluator, "step_name", "step")
-    progress("check")
+    progress("check", 0, None)
     values = evaluator.values()
     try:
         orient, notes, warnings = param_orientations(values, net.widths, layout, config.where)
@@ -220,7 +222,7 @@ def run_diagnose(config: Config, options: Options, shown: str, progress=None, is
     deadline = time.monotonic() + TRAIN_SHARE * config.check.timeout
     prep = prepare(config, options, progress, isolate)
     try:
-        checked = _check_prepared(config, options, shown, prep, None)
+        checked = _check_prepared(config, options, shown, prep, None, progress)
         if checked.error is not None:
             return checked
 
@@ -229,7 +231,7 @@ def run_diagnose(config: Config, options: Options, shown: str, progress=None, is
 
         try:
             training = train(config, prep, canonical, gradients_right=checked.exit_code == 0, deadline=deadline,
-                             found=checked.findings)
+                             found=checked.findings, progress=progress)
         except UserCodeError as exc:  # the code broke while training: keep what the check found
             return replace(checked, error=ErrorInfo(exc.kind, f"while training: {exc.message}", exc.where))
     finally:
@@ -244,7 +246,7 @@ def run_check(config: Config, options: Options, shown: str, progress=None, isola
     # Workers start now, so that they load the code while this process takes the analytic gradient.
     pool = _start_pool(config, options, prep)
     try:
-        return _check_prepared(config, options, shown, prep, pool)
+        return _check_prepared(config, options, shown, prep, pool, progress)
     finally:
         if pool is not None:
             pool.close()
@@ -476,7 +478,7 @@ class Opening:
 # ---------------------------------------------------------------- probing every parameter
 
 
-def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared, pool) -> CheckResult:
+def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared, pool, progress=None) -> CheckResult:
     """run_check after prepare(): every parameter judged where it can be seen, then the diagnosis."""
     net = config.network
     data, orient = prep.data, prep.orient
@@ -501,7 +503,9 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
     ev.loss()  # timed warm: the first call pays for the code's own first-time costs
     call_seconds = time.perf_counter() - started
     first = None if ev.uses_step else first
+    calls, started = ev.loss_calls, time.perf_counter()
     precision, w = measure_precision(ev, values, f0, first or values, config.check.eps, config.check.tolerance)
+    batched = (time.perf_counter() - started) / max(ev.loss_calls - calls, 1)  # a call inside a batch request
     warnings += w
     read = _reader_of(config, prep, ev, precision, where)
     try:
@@ -525,6 +529,12 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
                          "starting workers; no workers were used")
             pool.retire()
 
+    # The time of a loss call, for an estimate before a long check: probes come in batches, which do
+    # not pay a request's latency per call (the reference network is probed in one stacked pass,
+    # where it says nothing; workers share the calls).
+    per_call = None if prep.reference else \
+        min(call_seconds, batched) / (len(pool.workers) + 1 if pool is not None else 1)
+
     def at(vals, name):
         return read(vals, ev.loss(), None if ev.uses_step else ev.gradient(), name)[0]
 
@@ -533,7 +543,8 @@ def _check_prepared(config: Config, options: Options, shown: str, prep: Prepared
                                                       for s in ev.slots},
                            exhaustive=options.exhaustive, nearby=lambda v, k: points.nearby(v, k, seed),
                            analytic_at=lambda v: at(v, f"{point.name}, nearby"), sharpen=sharpen,
-                           transposed=transposed if point.name == "start" else frozenset())
+                           transposed=transposed if point.name == "start" else frozenset(),
+                           progress=progress and functools.partial(progress, point=point.name, call_seconds=per_call))
 
     checked = judge(start)
     params_c = _canonical_params(ev.slots, values, orient, net)

@@ -39,12 +39,13 @@ class Training:
 
 
 def train(config, prep, canonical_params, gradients_right: bool, deadline: float | None = None,
-          found: tuple = ()) -> Training:
+          found: tuple = (), progress=None) -> Training:
     """Train the bound code (``prep`` from runner.prepare) and explain what happened.
 
     ``canonical_params(arrays)`` maps the code's live arrays to backcheck's [(W (in, out), b)] for
     the reference network; ``gradients_right`` is the verdict of the gradient check and ``found``
-    its findings; training stops early (with a note) at ``deadline``, a time.monotonic() value."""
+    its findings; training stops early (with a note) at ``deadline``, a time.monotonic() value;
+    ``progress("train", step, steps)`` hears of every step."""
     ev, data = prep.evaluator, prep.data
     spec, net = config.train, config.network
     start = ev.values()
@@ -62,7 +63,7 @@ def train(config, prep, canonical_params, gradients_right: bool, deadline: float
         # measured here, not read from the finding's words.
         c = gradient_scale(ev, start, g0)
         summed = (batch or len(data.X), not abs(c) < 1)  # no slope to measure (nan): the usual case, summed
-    run = sgd(ev, prep, spec, values, batch, deadline=deadline)
+    run = sgd(ev, prep, spec, values, batch, deadline=deadline, progress=progress)
     if run.timed_out:
         notes.append(f"training stopped after {len(run.losses)} of {spec.steps} steps: it had used its share of "
                      f"check.timeout ({config.check.timeout:g} s); raise check.timeout to train longer")

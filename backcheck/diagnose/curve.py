@@ -30,7 +30,7 @@ class Run:
     best_loss: float = math.inf
 
 
-def sgd(ev, prep, spec, values: dict, batch: int | None, deadline: float | None) -> Run:
+def sgd(ev, prep, spec, values: dict, batch: int | None, deadline: float | None, progress=None) -> Run:
     """Plain SGD at spec.lr for spec.steps steps from ``values`` (changed in place to where training
     ends); the loss on all of the data before each step."""
     data = prep.data
@@ -39,6 +39,8 @@ def sgd(ev, prep, spec, values: dict, batch: int | None, deadline: float | None)
     run = Run([])
     try:
         for t in range(spec.steps):
+            if progress is not None:
+                progress("train", t, spec.steps)
             if deadline is not None and time.monotonic() > deadline:
                 run.timed_out = True
                 break
