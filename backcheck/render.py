@@ -292,14 +292,24 @@ def _what_to_change(why: str) -> str:
     return "See the notes above."
 
 
-def _error(result: CheckResult, console: Console) -> None:
-    """The error line (its first paragraph flowed, what follows it, a YAML example or a traceback,
-    as it is), then the findings that came with it."""
+def error_line(result: CheckResult) -> Text:
+    """An error result's first line, unwrapped: ``error (KIND): WHERE: first paragraph``."""
     e = result.error
     title = {"config": "configuration error", "internal": "backcheck failed"}.get(e.kind, f"code under test: {e.kind}")
     where = f"{e.where}: " if e.where else ""
-    first, _, rest = e.message.partition("\n")
-    _lines(console, _flow(Text.assemble((f"error ({title}): ", "bold red"), where, first), console.width, 2))
+    return Text.assemble((f"error ({title}): ", "bold red"), where, e.message.partition("\n")[0])
+
+
+def verdict(result: CheckResult) -> Text:
+    """The report's last line, unwrapped, in its colour (for an error: its error line)."""
+    return error_line(result) if result.error is not None else _verdict(result)
+
+
+def _error(result: CheckResult, console: Console) -> None:
+    """The error line (its first paragraph flowed, what follows it, a YAML example or a traceback,
+    as it is), then the findings that came with it."""
+    rest = result.error.message.partition("\n")[2]
+    _lines(console, _flow(error_line(result), console.width, 2))
     if rest:
         console.print(Text(rest), overflow="fold")
     for f in result.findings:

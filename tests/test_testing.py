@@ -42,7 +42,7 @@ def test_assert_gradients_returns_the_result_or_fails_with_the_plain_report(monk
     assert message.startswith("backcheck verify samples/bugs/sigmoid_of_output.yaml")
     assert "[activation-derivative/of-output]" in message and "fix: a is already sigmoid(z)" in message
     assert message.splitlines()[-2:] == ["WRONG: 2 of 4 gradients disagree; the error starts at layer 1. Most likely:",
-                                         "activation-derivative/of-output at layer 1."]
+                                         "       activation-derivative/of-output at layer 1."]
     assert "\x1b" not in message and max(len(line) for line in message.splitlines()) <= 80
 
 

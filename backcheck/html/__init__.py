@@ -74,26 +74,11 @@ def _header(result: CheckResult, command: str) -> str:
             f'<p class="facts">{" · ".join(escape(f) for f in facts)}</p></header>')
 
 
-class _Lines:
-    """A console for render's functions that keeps what they print (their rich Text) instead."""
-
-    def __init__(self):
-        self.printed = []
-
-    def print(self, *objects, **_):
-        self.printed += objects
-
-
 def _verdict(result: CheckResult) -> str:
     """The text report's last line, in its own words and colour (an error: its error line)."""
     from backcheck import render
 
-    if result.error is not None:
-        lines = _Lines()
-        render._error(result, lines)
-        text = lines.printed[0]
-    else:
-        text = render._verdict(result)
+    text = render.verdict(result)
     style = str(text.style or "")
     kind = "ok" if "green" in style else "inconclusive" if "yellow" in style else "wrong"
     return f'<p class="verdict {kind}">{escape(text.plain)}</p>'
