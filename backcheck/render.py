@@ -66,12 +66,17 @@ def report(result: CheckResult, console: Console) -> None:
     table, legend = layer_table(result, width)
     console.print(table)
     _lines(console, legend)
+    whole = []  # parameters probed entry by entry and wrong in every entry: one line for them all
     for layer in result.layers:
         for p in layer.params:
-            if p.pattern:
+            if p.pattern and p.pattern == "every entry" and not p.estimated and p.wrong_entries == p.checked == p.size:
+                whole.append(p.code_name)
+            elif p.pattern:
                 how_ = "estimated, " if p.estimated else ""
                 _lines(console, _flow(Text(f"{p.code_name}: {p.wrong_entries} of {p.size} entries wrong ({how_}"
                                            f"{p.checked} probed): {p.pattern}", style="red"), width, 2))
+    if whole:
+        _lines(console, _flow(Text(f"every entry wrong, each probed: {', '.join(whole)}", style="red"), width, 2))
     origin = result.origin_layer
     if origin is not None:
         _lines(console, _flow(Text(f"▶ origin: layer {origin}, the wrong layer closest to the loss; layers below "
@@ -166,14 +171,35 @@ def _layer_table(result: CheckResult, width: int, names: str, split: bool, box) 
     return table, [line for entry in legend for line in _flow(Text(entry, style="dim"), width, 2)]
 
 
+def _same_mistake(errors) -> list[tuple]:
+    """The findings as (finding, the layers it is found at), one entry for a mistake found at several
+    layers in the same words, the same line and the same fix (a Dense class's backward, run per layer),
+    in the order of their first layer."""
+    groups: dict = {}
+    for f in errors:
+        rest = f.title
+        prefix = f"layer {f.layer} "
+        if f.layer is not None and rest.startswith(prefix):
+            rest = rest[len(prefix):]
+        else:
+            rest = None  # a title that does not start with its layer is shown as it is
+        key = (f.id, rest, (f.line or {}).get("where"), f.fix) if rest is not None else (id(f),)
+        groups.setdefault(key, []).append(f)
+    return [(fs[0], [f.layer for f in fs]) for fs in groups.values()]
+
+
 def _diagnosis(errors, width: int) -> list[Text]:
     """The lines of the Diagnosis panel: each finding numbered, its title, fix and evidence indented
-    under the number, the fix's continuation under its first word."""
+    under the number, the fix's continuation under its first word. A mistake found at several layers
+    the same way is one entry ("layers 3, 2, 1 (sigmoid): ..."), with the evidence of the first."""
     lines = []
-    for n, f in enumerate(errors, 1):
+    for n, (f, layers) in enumerate(_same_mistake(errors), 1):
         number = f"{n}. "
         hang = " " * len(number)
-        lines += _flow(Text.assemble((f"{number}[{f.id}] ", "bold red"), (f.title, "bold")), width, len(number))
+        title = f.title
+        if len(layers) > 1:
+            title = f"layers {', '.join(map(str, layers))} " + f.title[len(f"layer {f.layer} "):]
+        lines += _flow(Text.assemble((f"{number}[{f.id}] ", "bold red"), (title, "bold")), width, len(number))
         if f.line:
             lines += _flow(Text.assemble(hang, ("line: ", "cyan"), (f"{f.line['where']}: ", "bold"),
                                          str(f.line.get("source", ""))), width, len(number) + 6)
@@ -182,6 +208,10 @@ def _diagnosis(errors, width: int) -> list[Text]:
         if f.detail:
             lines += _flow(Text(f"{hang}{f.detail} (confidence {f.confidence:.2f})", style="dim"), width,
                            len(number))
+        if len(layers) > 1:
+            others = ", ".join(map(str, layers[1:]))
+            lines += _flow(Text(f"{hang}likewise at layer{'s' if len(layers) > 2 else ''} {others} (each layer's "
+                                "numbers: --format json)", style="dim"), width, len(number))
     return lines
 
 

@@ -115,7 +115,27 @@ def test_numbers_indexes_and_code_names_are_never_broken(case, width):
         tokens = [f"{p.rel_error:.1e}", "x".join(map(str, p.shape))]
         if p.worst is not None:
             tokens += ["[" + ",".join(map(str, p.worst.index)) + "]", f"{p.worst.analytic:.3g}/{p.worst.numeric:.3g}"]
-        if p.pattern:
-            tokens.append(f"{p.code_name}:")
         for token in tokens:
             assert token in words, (p.code_name, token)
+        if p.pattern:  # "W1: 3 of 50 entries wrong ...", or listed among those wrong in every entry
+            assert {f"{p.code_name}:", f"{p.code_name},", p.code_name} & words, p.code_name
+
+
+def test_a_mistake_found_alike_at_several_layers_is_one_entry_and_different_ones_stay_apart():
+    from backcheck.render import report_text
+    from backcheck.results import CheckResult, Finding, Method
+
+    def f(layer, act, line="net.py:26"):
+        return Finding("activation-derivative/of-upstream", layer, "error",
+                       f"layer {layer} ({act}): derivative at the upstream gradient", fix="use f'(z)",
+                       detail=f"matches at layer {layer}", line={"file": "net.py", "line": 26, "where": line,
+                                                                 "source": "d = f(up)"})
+
+    text = report_text(CheckResult(config="c.yaml", name=None, findings=(f(3, "sigmoid"), f(2, "sigmoid"),
+                                                                         f(1, "tanh"), f(4, "sigmoid", "net.py:9")),
+                                   method=Method("central", 1e-6, "float64")), width=100)
+    assert "1. [activation-derivative/of-upstream] layers 3, 2 (sigmoid): derivative" in text
+    assert "likewise at layer 2 (each layer's numbers: --format json)" in text
+    assert "2. [activation-derivative/of-upstream] layer 1 (tanh)" in text  # other words: its own entry
+    assert "3. [activation-derivative/of-upstream] layer 4 (sigmoid)" in text  # another line: its own entry
+    assert "matches at layer 3" in text and "matches at layer 2" not in text
