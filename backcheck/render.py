@@ -282,8 +282,9 @@ def _verdict(result: CheckResult) -> Text:
     if result.exit_code == 5:
         undecided = result.inconclusive
         why = undecided[0].why or "it could not be resolved"
+        said = f": {why}" if len(undecided) == 1 else f"; {undecided[0].code_name}: {why}, and likewise the others"
         return Text(f"INCONCLUSIVE: nothing was found wrong, but {_names([p.code_name for p in undecided])} could not "
-                    f"be checked: {why}. {_what_to_change(why)}", style="bold yellow")
+                    f"be checked{said}. {_what_to_change(why)}", style="bold yellow")
     origin = result.origin_layer
     if n_wrong == 0:
         return Text(f"NOT OK: all {total} gradients agree with finite differences, but {named}.", style="bold red")

@@ -285,13 +285,17 @@ def param_orientations(values: dict, widths, layout, config_where=None) -> tuple
         out[s] = o
         if note:
             notes.append(note)
-        if o.per_example:
-            warnings.append(CheckWarning(
-                "bias/batch-shaped",
-                f"{s.code_name} has shape {arr.shape}: one bias per example of the batch of {o.per_example}. "
-                "Each example then has its own bias, and the code only runs on batches of exactly that size; "
-                f"a bias of shape {(widths[s.layer], 1) if layout == 'columns' else (1, widths[s.layer])} "
-                "broadcasts over any batch"))
+    shaped = [(s, arr) for s, arr in values.items() if out[s].per_example]
+    if shaped:  # one warning for them all: it is one habit of the code
+        batch = out[shaped[0][0]].per_example
+        what = ", ".join(f"{s.code_name} {arr.shape}" for s, arr in shaped)
+        fit = ", ".join(f"{(widths[s.layer], 1) if layout == 'columns' else (1, widths[s.layer])}" for s, _ in shaped)
+        one = len(shaped) == 1
+        warnings.append(CheckWarning(
+            "bias/batch-shaped",
+            f"{what}: one bias per example of the batch of {batch}. "
+            "Each example then has its own bias, and the code only runs on batches of exactly that size; "
+            f"{'a bias' if one else 'biases'} of shape {fit} broadcast{'s' if one else ''} over any batch"))
     return out, notes, warnings
 
 
