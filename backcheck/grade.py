@@ -100,6 +100,7 @@ def grade(config_path: str | Path, submissions_dir: str | Path, options: GradeOp
     folders = find_submissions(submissions_dir, base.code.file_given)
     if not folders:
         raise ConfigError(f"no submissions: no sub-folders and no {base.code.file_given} here", str(submissions_dir))
+    _not_one_level_up(folders, base.code.file_given, submissions_dir)
     check_outputs(outputs or {}, len(folders))
     progress = progress or (lambda sub, done, total: None)
     progress(None, 0, len(folders))  # about to start: nothing is done yet
@@ -117,6 +118,18 @@ def grade(config_path: str | Path, submissions_dir: str | Path, options: GradeOp
         with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
             submissions = tuple(pool.map(one, enumerate(folders)))  # the code runs in sandboxes: threads suffice
     return Grade(str(config_path), submissions)
+
+
+def _not_one_level_up(folders: list, code_file: str, root: Path) -> None:
+    """A folder of classes given for a folder of submissions: no sub-folder has the code file, but
+    the sub-folders of one do. Said before anything runs, rather than a zero for every "submission"."""
+    if any((f / code_file).exists() for f in folders):
+        return
+    deeper = [f for f in folders if f.is_dir() and not f.is_symlink()
+              and any((g / code_file).is_file() for g in f.iterdir() if g.is_dir() and not g.is_symlink())]
+    if deeper:
+        raise ConfigError(f"no sub-folder here has {code_file}, but the sub-folders of {deeper[0].name} do: "
+                          f"grade {deeper[0]} (a submissions folder holds one sub-folder per submission)", str(root))
 
 
 def find_submissions(root: Path, code_file: str) -> list[Path]:

@@ -389,7 +389,8 @@ def grade_summary(g, console: Console) -> None:
     parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     total = sum(s.score for s in g.submissions)
     most = sum(s.max_score for s in g.submissions)
-    footer = f"{len(g.submissions)} submissions: {parts}; {total:g} of {most:g} layer points"
+    n = len(g.submissions)
+    footer = f"{n} submission{'s' if n != 1 else ''}: {parts}; {total:g} of {most:g} layer points"
     _lines(console, _flow(Text(footer), console.width, _label_width(footer, console.width), clauses=True))
 
 

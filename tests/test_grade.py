@@ -91,6 +91,8 @@ def test_usage_errors_exit_2_and_write_nothing(tmp_path):
     several = CliRunner().invoke(main, ["grade", str(CLASS), "--config", str(CONFIG), "--timeout", "2",
                                         "--gradescope", str(tmp_path / "results.json")])
     assert several.exit_code == 2 and "{submission}" in several.output
+    up = CliRunner().invoke(main, ["grade", str(CLASS.parent), "--config", str(CONFIG), "--json", str(out)])
+    assert up.exit_code == 2 and "the sub-folders of class do: grade" in up.output  # a folder of classes
     assert not out.exists()
 
 
