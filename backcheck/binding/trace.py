@@ -244,6 +244,16 @@ def _one_statement(code, table: dict) -> bool:
 
 
 def _source(filename: str, line: int) -> str:
+    """The statement's line as written, without a trailing comment (a '#' inside a string stays)."""
+    import io
     import linecache
+    import tokenize
 
-    return linecache.getline(filename, line).strip()
+    text = linecache.getline(filename, line)
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.COMMENT:
+                return text[:tok.start[1]].strip()
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        pass  # a line that continues a bracket: as it is
+    return text.strip()
