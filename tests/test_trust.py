@@ -10,6 +10,8 @@ import pytest
 
 from backcheck.runner import verify
 
+ROOT = Path(__file__).resolve().parent.parent
+
 MLP = '''import numpy as np
 {imports}
 
@@ -354,3 +356,18 @@ def test_the_verdict_counts_what_the_table_shows(tmp_path):
     result = verify(program(tmp_path, bug='grads["b3"] = grads["b3"] * 2'), isolate=False)
     n_wrong = sum(p.status == "wrong" for layer in result.layers for p in layer.params)
     assert f"WRONG: {n_wrong} of 6" in render._verdict(result).plain
+
+
+@pytest.mark.parametrize("scale", ["* 4", "* 12"])
+def test_right_step_code_at_a_saturated_start_gets_no_second_finding(tmp_path, scale):
+    # Seed 001's fixed Dense program with initial weights large enough to saturate its sigmoids: the
+    # step is read at small learning rates, and its rounding must not become an `unknown` finding.
+    src = ROOT / "samples" / "students"
+    code = (src / "dense_nn_fixed.py").read_text()
+    code = code.replace("np.sqrt(self.neurons * neurons)) / 100", f"np.sqrt(self.neurons * neurons)) {scale}")
+    assert scale in code
+    (tmp_path / "dense_nn_fixed.py").write_text(code)
+    (tmp_path / "dense.yaml").write_text((src / "dense_nn_fixed.yaml").read_text())
+    j = verify(tmp_path / "dense.yaml").to_json()
+    assert j["exit_code"] == 0, (j["error"], [(f["id"], f["layer"]) for f in j["findings"]], j["layers"])
+    assert not [f for f in j["findings"] if f["severity"] == "error"]
