@@ -377,7 +377,8 @@ def grade_summary(g, console: Console) -> None:
     room = console.width - sum(fixed) - 3 * len(heads) - 1  # borders and a space either side of each cell
     longest = max([len(heads[4])] + [len(row[4]) for row in rows])
     last = max(min(room, longest), len(heads[4]))
-    table = Table(title=f"backcheck grade  {g.config}", title_justify="left")
+    _lines(console, [Text.assemble(("backcheck grade", "bold"), f" --config {g.config}")])
+    table = Table()
     for col, kw in zip(heads, ({}, {"justify": "right"}, {}, {"justify": "right"}, {"width": last})):
         table.add_column(col, no_wrap=True, **kw)
     for row in rows:
