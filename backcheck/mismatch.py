@@ -35,7 +35,9 @@ def data_form(config, ev, data, first: BackcheckError) -> ConfigError | None:
             try:
                 ev.attach(X, Y, (data.X, data.Y))
                 ev.loss()
-                if not ev.uses_step:
+                if ev.uses_step:
+                    ev.step_gradient(1e-3)  # a loss: spec runs whatever the data: the step must run too
+                else:
                     ev.gradient()
             except BackcheckError:
                 continue

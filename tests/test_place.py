@@ -281,3 +281,28 @@ def test_a_dict_holding_the_same_arrays_sees_the_probed_parameters(tmp_path):
     (tmp_path / "net.yaml").write_text(yaml)
     j = verify(tmp_path / "net.yaml").to_json()
     assert j["exit_code"] == 0, (j["error"], j["findings"])
+
+
+def _without_per_example(tmp_path, sample):
+    base = HERE.parent / "samples" / "shapes"
+    shutil.copy(base / f"{sample}.py", tmp_path)
+    text = (base / f"{sample}.yaml").read_text()
+    line = next(l for l in text.splitlines() if l.strip().startswith("per_example:"))
+    (tmp_path / "c.yaml").write_text(text.replace(line + "\n", ""))
+    return verify(tmp_path / "c.yaml").to_json()
+
+
+def test_code_that_fails_on_a_batch_and_runs_per_example_is_the_configs_error(tmp_path):
+    j = _without_per_example(tmp_path, "sample_sgd")  # x is (4,): a batch does not even multiply
+    assert j["exit_code"] == 2, j["error"]
+    assert j["error"]["message"].startswith("code.per_example: the code fails on the whole batch")
+    assert "set per_example: vector" in j["error"]["message"]
+
+
+def test_code_that_broadcasts_a_batch_into_a_batch_shaped_gradient_hears_of_both_readings(tmp_path):
+    # x (6, 1) code given (6, 9) runs, and its bias gradient comes back (5, 9): a bias gradient not
+    # summed over the batch looks exactly the same, so this stays the code's shape error, with both fixes.
+    j = _without_per_example(tmp_path, "textbook_net")
+    assert j["exit_code"] == 3
+    shape = next(f for f in j["findings"] if f["id"] == "shape/mismatch")
+    assert "sum it over the batch" in shape["fix"] and "set per_example: true" in shape["fix"]
