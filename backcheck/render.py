@@ -200,9 +200,15 @@ def _diagnosis(errors, width: int) -> list[Text]:
         if len(layers) > 1:
             title = f"layers {', '.join(map(str, layers))} " + f.title[len(f"layer {f.layer} "):]
         lines += _flow(Text.assemble((f"{number}[{f.id}] ", "bold red"), (title, "bold")), width, len(number))
-        if f.line:
-            lines += _flow(Text.assemble(hang, ("line: ", "cyan"), (f"{f.line['where']}: ", "bold"),
-                                         str(f.line.get("source", ""))), width, len(number) + 6)
+        if f.line:  # the code on the same line when it fits, else whole on a line of its own under it
+            source = str(f.line.get("source", ""))
+            one = Text.assemble(hang, ("line: ", "cyan"), (f"{f.line['where']}: ", "bold"), source)
+            if one.cell_len <= width or not source:
+                lines.append(one)
+            else:
+                lines += _flow(Text.assemble(hang, ("line: ", "cyan"), (f"{f.line['where']}:", "bold")), width,
+                               len(number) + 6)
+                lines += _flow(Text(" " * (len(number) + 6) + source), width, len(number) + 8)
         if f.fix:
             lines += _flow(Text.assemble(hang, ("fix: ", "green"), f.fix), width, len(number) + 5)
         if f.detail:
