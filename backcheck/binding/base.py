@@ -66,6 +66,29 @@ class Binding:
 
     uses_step = False  # True: gradients are read from step_gradient, not analytic
 
+    def spec_loss(self) -> float:
+        """``loss: spec``: the loss of ``network:`` at the code's live parameters (read in their own
+        orientation, found once) on the canonical data."""
+        from backcheck import reference
+        from backcheck.binding.params import canonical_shape, orientation
+
+        net = self.config.network
+        live = self.arrays()
+        orient = self.__dict__.get("_spec_orient")
+        if orient is None:
+            orient = self._spec_orient = {s: orientation(s, a, net.widths, self.config.code.layout)[0]
+                                          for s, a in live.items()}
+        params = []
+        for k, layer in enumerate(net.layers, start=1):
+            W = b = None
+            for s, a in live.items():
+                if s.layer == k:
+                    value = orient[s].canonical_of(a, canonical_shape(s, net.widths))
+                    W, b = (value, b) if s.role == "W" else (W, value)
+            params.append((W, b if b is not None else np.zeros(layer.units)))
+        X, Y = self.canonical
+        return reference.loss(net, params, X, Y)
+
     def loss_value(self, value, what, finite: bool = True) -> float:
         dtype = getattr(value, "dtype", None)
         if dtype is not None and dtype.kind == "f" and dtype.itemsize < 8:

@@ -11,7 +11,7 @@ from backcheck.binding.base import Binding
 from backcheck.binding.calls import (DTYPES, Scope, describe, expr_text, assign, evaluate, lookup,
                                      resolve)
 from backcheck.binding.loading import Loaded
-from backcheck.binding.params import Slot, canonical_shape, orientation
+from backcheck.binding.params import Slot
 from backcheck.errors import ConfigError, UserCodeError
 from backcheck.spec import WILDCARD, Call, Config, Sequence, parse_expr, parse_path
 
@@ -63,7 +63,6 @@ class CodeBinding(Binding):
         self.fixed_lr = self._fixed_lr()
         self.copy_inputs = False  # becomes True once the code writes into X or Y
         self.canonical = None  # (X, Y) in backcheck's layout, for loss: spec
-        self.orient = None
         if code.spec_loss:
             self.notes.append("loss: spec: the numeric gradient runs through network: at the code's parameters "
                               "(the code has no loss function of its own)")
@@ -289,7 +288,7 @@ class CodeBinding(Binding):
     # -- the loss
     def raw_loss(self):
         if self.code.spec_loss:
-            return self._spec_loss()
+            return self.spec_loss()
         return self._writable_retry(self._raw_loss)
 
     def _raw_loss(self):
@@ -328,25 +327,6 @@ class CodeBinding(Binding):
         value = self._invoke(call, self._defaults("loss"), scope)
         return scope["loss"] if "loss" in call.names else value
 
-    def _spec_loss(self):
-        from backcheck import reference
-
-        if self.orient is None:
-            self.orient = {s: orientation(s, a, self.config.network.widths, self.code.layout)[0]
-                           for s, a in self.live.items()}
-        net = self.config.network
-        params = []
-        for k, layer in enumerate(net.layers, start=1):
-            W = b = None
-            for s, a in self.live.items():
-                if s.layer == k:
-                    value = self.orient[s].canonical_of(a, canonical_shape(s, net.widths))
-                    W, b = (value, b) if s.role == "W" else (W, value)
-            params.append((W, b if b is not None else np.zeros(layer.units)))
-        X, Y = self.canonical
-        return reference.loss(net, params, X, Y)
-
-    # -- the gradients
     def _producer(self):
         return self.code.gradients or self.code.backward or self.code.step or self.code.loss
 

@@ -15,7 +15,6 @@ that the module's functions, which read their globals there, see the probed para
 
 from __future__ import annotations
 
-import ast
 import sys
 import textwrap
 
@@ -24,7 +23,7 @@ import numpy as np
 from backcheck.binding.base import Binding
 from backcheck.binding.calls import Caller, describe, resolve, user_where
 from backcheck.binding.params import Slot
-from backcheck.binding.program import Program, block_lines, read_program
+from backcheck.binding.program import block_lines, read_program
 from backcheck.errors import ConfigError, UserCodeError
 from backcheck.spec import Config, parse_path
 
@@ -254,30 +253,13 @@ class PlaceBinding(Binding):
 
     def raw_loss(self):
         if self.code.spec_loss:
-            return self._spec_loss()
+            return self.spec_loss()
         ns = self._fresh()
         self._run(("forward", "loss"), ns)
         return self._eval(self.place.value, ns, "code.place.loss.value")
 
     def loss(self, finite: bool = True) -> float:
         return self.loss_value(self.raw_loss(), "the loss lines", finite)
-
-    def _spec_loss(self):
-        from backcheck import reference
-        from backcheck.binding.params import canonical_shape, orientation
-
-        net = self.config.network
-        params = []
-        for k, layer in enumerate(net.layers, start=1):
-            W = b = None
-            for s, a in self.live.items():
-                if s.layer == k:
-                    o = orientation(s, a, net.widths, self.code.layout)[0]
-                    value = o.canonical_of(a, canonical_shape(s, net.widths))
-                    W, b = (value, b) if s.role == "W" else (W, value)
-            params.append((W, b if b is not None else np.zeros(layer.units)))
-        X, Y = self.canonical
-        return reference.loss(net, params, X, Y)
 
     def analytic(self) -> dict:
         ns = self._fresh()
@@ -342,33 +324,3 @@ def _names(ns: dict) -> str:
     shown = sorted(k for k, v in ns.items() if not k.startswith("__") and not callable(v) and not
                    isinstance(v, type(sys)))
     return ", ".join(shown[:20]) + (" ..." if len(shown) > 20 else "")
-
-
-def assigned_names(program: Program) -> dict:
-    """Line -> the names (and self.attributes) each statement on it assigns, for the line pointer."""
-    try:
-        tree = ast.parse(program.source)
-    except SyntaxError:
-        return {}
-    out: dict = {}
-    for node in ast.walk(tree):
-        targets = []
-        if isinstance(node, ast.Assign):
-            targets = node.targets
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
-            targets = [node.target]
-        for t in targets:
-            out.setdefault(node.lineno, []).extend(_target_names(t))
-    return out
-
-
-def _target_names(t) -> list:
-    if isinstance(t, ast.Name):
-        return [t.id]
-    if isinstance(t, (ast.Tuple, ast.List)):
-        return [n for e in t.elts for n in _target_names(e)]
-    if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name):
-        return [f"{t.value.id}.{t.attr}"]
-    if isinstance(t, ast.Subscript):
-        return _target_names(t.value)
-    return []
