@@ -3,6 +3,8 @@ rendering instead of comparing with them (then read the diff before committing i
 
 import pytest
 
+import tests_helpers  # noqa: F401  (marks this run's processes from the start)
+
 
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true",

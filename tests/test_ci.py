@@ -2,6 +2,7 @@
 grade, verify and the pytest plugin share. Exit codes stay the contract's in every format."""
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -229,7 +230,12 @@ def test_the_docs_show_what_the_formats_print():
     """README.md and docs/ci.md quote the formats' output for samples/bugs/sigmoid_of_output.yaml verbatim."""
     assert SIGMOID_LINE in (ROOT / "README.md").read_text()
     github = run("verify", SIGMOID, "--format", "github").stdout.strip()
-    assert f"--format github\n{github}\n```" in (ROOT / "docs" / "ci.md").read_text()
+    assert _rounding(f"--format github\n{github}\n```") in _rounding((ROOT / "docs" / "ci.md").read_text())
+
+
+def _rounding(text: str) -> str:
+    """Distances at rounding level (a match to 6.6e-17) differ with the BLAS and the CPU: one word for them."""
+    return re.sub(r"\d\.\de-(1[3-9]|[2-9]\d)", "<rounding>", text)
 
 
 def test_a_notebook_finding_is_said_at_the_code_key_with_its_cell():

@@ -11,6 +11,8 @@ import pytest
 
 from backcheck.runner import verify
 
+from tests_helpers import marked_processes
+
 BASE = '''import numpy as np
 
 
@@ -114,18 +116,6 @@ def test_the_line_of_the_exception_is_named(tmp_path):
     assert j["error"]["where"] == f"code.py:{line}"
 
 
-def _marked() -> list:
-    out = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if b"BACKCHECK_SANDBOX=" in Path(f"/proc/{pid}/environ").read_bytes():
-                    out.append(int(pid))
-            except OSError:
-                pass
-    return out
-
-
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="Linux /proc")
 @pytest.mark.parametrize("how", ["popen", "new_session", "fork_at_import"])
 def test_nothing_the_code_starts_outlives_the_check(tmp_path, how):
@@ -134,13 +124,13 @@ def test_nothing_the_code_starts_outlives_the_check(tmp_path, how):
              "fork_at_import": "import os, time\nif os.fork() == 0:\n    time.sleep(60)\n    os._exit(0)\n"}[how]
     import time
 
-    before = set(_marked())
+    before = set(marked_processes())
     j = verify(write(tmp_path, start + LOSS + GRADS)).to_json()
     assert j["exit_code"] == 0, j["error"]
     deadline = time.monotonic() + 2.0  # killed processes may take a moment to leave the process table
-    while set(_marked()) - before and time.monotonic() < deadline:
+    while set(marked_processes()) - before and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert set(_marked()) - before == set()
+    assert set(marked_processes()) - before == set()
 
 
 def test_the_codes_own_objects_come_back_as_they_were(tmp_path):
