@@ -18,6 +18,7 @@ activation derivative) is checked by every method: did it catch the bug, and did
     python benchmarks/speed.py                      # everything; the slow methods skip 200k
     python benchmarks/speed.py --sizes 1k,13k       # a quick run
     python benchmarks/speed.py --full               # also the slow methods on 200k (minutes)
+    python benchmarks/speed.py --overhead           # only a loss call through backcheck vs a bare one
 """
 
 from __future__ import annotations
@@ -126,11 +127,11 @@ def run_sampled(path: Path) -> Outcome:
     """Default mode with no parameter probed entry by entry (what the threshold buys, in time)."""
     from backcheck import gradcheck
 
-    saved, gradcheck.MAX_EXHAUSTIVE = gradcheck.MAX_EXHAUSTIVE, 0
+    saved, gradcheck.thresholds.MAX_EXHAUSTIVE = gradcheck.thresholds.MAX_EXHAUSTIVE, 0
     try:
         return run_backcheck(path, Options())
     finally:
-        gradcheck.MAX_EXHAUSTIVE = saved
+        gradcheck.thresholds.MAX_EXHAUSTIVE = saved
 
 
 def run_cli(path: Path) -> Outcome:
@@ -220,9 +221,11 @@ def run_gradcheck(path: Path, fast: bool) -> Outcome:
     return Outcome(time.perf_counter() - start, caught, where)
 
 
-def bare_call_seconds(path: Path, n: int = 300, batch: int = 2048) -> tuple[float, float]:
-    """Seconds per call of the bare loss in this process, and per loss of a batched probe request
-    answered by backcheck's sandboxed evaluator (what every probe of a check costs)."""
+def bare_call_seconds(path: Path, n: int = 300, batch: int = 2048, rounds: int = 9) -> tuple[float, float, float]:
+    """Seconds per call of the bare loss in this process and per loss of a batched probe request
+    answered by backcheck's sandboxed evaluator (what every probe of a check costs), each the best
+    of `rounds` rounds, and the median of the rounds' paired ratios. The two alternate round by
+    round, so that a machine busy with other work slows both alike."""
     module = load_student(path)
     prep = prepare(load_config(path), Options())
     try:
@@ -230,26 +233,36 @@ def bare_call_seconds(path: Path, n: int = 300, batch: int = 2048) -> tuple[floa
         values = ev.values()
         params = {s.code_name: a for s, a in values.items()}
         X, Y = prep.X, prep.Y
-        for _ in range(20):
-            module.bare_loss(params, X, Y)
-        bare = np.inf
-        for _ in range(5):  # the best of five rounds, as for the evaluator below (timeit's rule)
-            start = time.perf_counter()
-            for _ in range(n):
-                module.bare_loss(params, X, Y)
-            bare = min(bare, (time.perf_counter() - start) / n)
         slot = ev.slots[0]
         idx = np.arange(batch) % values[slot].size
         vals = values[slot].reshape(-1)[idx] + 1e-6
+        for _ in range(20):
+            module.bare_loss(params, X, Y)
         ev.entries(slot, idx[:32], vals[:32])  # warm
-        best = np.inf
-        for _ in range(5):
+        bares, throughs = [], []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(n):
+                module.bare_loss(params, X, Y)
+            bares.append((time.perf_counter() - start) / n)
             start = time.perf_counter()
             ev.entries(slot, idx, vals)
-            best = min(best, (time.perf_counter() - start) / batch)
-        return bare, best
+            throughs.append((time.perf_counter() - start) / batch)
+        return min(bares), min(throughs), float(np.median(np.array(throughs) / np.array(bares)))
     finally:
         prep.evaluator.close()
+
+
+def print_overhead(folder: Path, sizes: list) -> None:
+    """Only the cost of one loss call through the evaluator against a bare call (--overhead)."""
+    print("| network | params | bare call | through the evaluator | overhead (best vs best) | "
+          "overhead (median of paired rounds) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for size in sizes:
+        h = SIZES[size]
+        bare, through, paired = bare_call_seconds(write_program(folder, f"mlp_{size}", h, False))
+        print(f"| 784-{h}-10 | {784 * h + h + 10 * h + 10:,} | {bare * 1e6:.0f} us | {through * 1e6:.0f} us | "
+              f"{through / bare - 1:+.0%} | {paired - 1:+.0%} |")
 
 
 # ---------------------------------------------------------------- the run
@@ -261,6 +274,8 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="run the slow methods on 200k too (minutes each)")
     ap.add_argument("--bug-size", default="51k", help="network that gets the planted bug ('' to skip)")
     ap.add_argument("--no-torch", action="store_true", help="skip torch.autograd.gradcheck")
+    ap.add_argument("--overhead", action="store_true",
+                    help="only one loss call through backcheck's evaluator against a bare call (seconds)")
     args = ap.parse_args()
     try:
         if args.no_torch:
@@ -274,6 +289,9 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="backcheck-speed-"))
     print(f"programs in {folder}; numpy {np.__version__}, one BLAS thread, {os.cpu_count()} cores, "
           f"torch {'yes' if have_torch else 'not installed'}\n")
+    if args.overhead:
+        print_overhead(folder, sizes)
+        return
     # Warm up imports and caches once, so the first row is not charged for them.
     run_backcheck(write_program(folder, "warmup", 1, False), Options())
 
@@ -295,7 +313,7 @@ def main() -> None:
             if slow_ok:
                 row["gradcheck exhaustive"] = run_gradcheck(path, fast=False)
             row["gradcheck fast"] = min((run_gradcheck(path, fast=True) for _ in range(3)), key=lambda o: o.seconds)
-        row["bare"], row["through"] = bare_call_seconds(path)
+        row["bare"], row["through"], _ = bare_call_seconds(path)
         rows.append(row)
         print(f"  {size} done", file=sys.stderr)
     print_times(rows, have_torch)
