@@ -2,7 +2,7 @@
 
 ``PoolEvaluator`` is an ``Evaluator`` whose large ``entries`` requests are split into chunks over
 its own evaluator and N - 1 workers, each a sandboxed process that imports the code once
-(``runner.open_sandboxed``) and serves the same requests. Every other request goes to its own
+(``runner.opening.open_sandboxed``) and serves the same requests. Every other request goes to its own
 evaluator; the workers take over the current point (the data, then the parameter values) before
 they get work, so every process evaluates at the same parameters.
 

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import fuzz  # noqa: E402
 
 from backcheck import render, runner  # noqa: E402
+from backcheck.runner import pipeline  # noqa: E402
 from backcheck.cli import main  # noqa: E402
 from backcheck.errors import ConfigError  # noqa: E402
 from backcheck.spec import load_config  # noqa: E402
@@ -55,7 +56,7 @@ def _capped(path, *args, **kwargs):
         config.check, timeout=min(config.check.timeout, CHECK_SECONDS)))
 
 
-runner_load_config = runner.load_config
+runner_load_config = pipeline.load_config
 
 
 @_settings(300)
@@ -85,7 +86,7 @@ def test_verify_answers_a_mutated_config_with_a_contract_exit_code(workdir, data
     path = seed.with_name("_fuzz.yaml")
     path.write_bytes(text)
     check = choose.pick([runner.verify, runner.diagnose_config_path])
-    with mock.patch.object(runner, "load_config", _capped):
+    with mock.patch.object(pipeline, "load_config", _capped):
         result = check(path)
     path.unlink()
     out = render.to_json(result)  # strict: a NaN or inf raises here
@@ -102,7 +103,7 @@ def test_the_command_line_answers_a_mutated_config(workdir, data):
     for file, content in case.files.items():
         Path(file).write_bytes(content)
     try:
-        with mock.patch.object(runner, "load_config", _capped):
+        with mock.patch.object(pipeline, "load_config", _capped):
             r = CliRunner().invoke(main, case.args)
     finally:
         for file in case.files:

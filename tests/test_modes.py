@@ -96,7 +96,7 @@ def test_correct_large_parameter_passes_in_default_mode(tmp_path, act):
 
 def test_exhaustive_probes_every_entry_and_jobs_give_identical_results(tmp_path, monkeypatch):
     monkeypatch.setattr("backcheck.parallel.CHUNK_MIN", 8)  # small parameters still get split ...
-    monkeypatch.setattr("backcheck.runner.POOL_MIN_SECONDS", 0.0)  # ... and a quick check still gets workers
+    monkeypatch.setattr("backcheck.runner.options.POOL_MIN_SECONDS", 0.0)  # ... and a quick check still gets workers
     path = program(tmp_path, 40, 6, act="relu", bug="dW1[:, 2] *= 1.01")
     one = verify(path, Options(exhaustive=True), isolate=False).to_json()
     two = verify(path, Options(exhaustive=True, jobs=2), isolate=False).to_json()
