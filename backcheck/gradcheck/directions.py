@@ -58,7 +58,6 @@ def judge_directions(point: Point, slot, precision: Precision, rng, seeds=None) 
                        float(np.linalg.norm(noise[keep])), precision.tolerance, moved[0], dp.seeds), dp
 
 
-
 def stratified_entries(shape: tuple, k: int, rng: np.random.Generator) -> np.ndarray:
     """k flat indices spread over an array: one per stratum of rows and one per stratum of
     columns, paired at random (a Latin hypercube on the rows x rest grid). Shape (k,), sorted."""

@@ -19,12 +19,14 @@ def _about_shapes(exc) -> bool:
         return any(f"raised {name}" in exc.message for name in ("ValueError", "IndexError"))
     return exc.kind == "contract" and "shape" in exc.message
 
+
 def shape_in(message: str) -> tuple:
     """The sizes of the first shape a 'cannot be compared' message gives (the gradient's)."""
     import re
 
     m = re.search(r"has shape \(([0-9, ]*)\)", message)
     return tuple(int(x) for x in m.group(1).replace(" ", "").split(",") if x) if m else ()
+
 
 def config_fits(config: Config, options: Options, prep, ev, data, exc) -> ConfigError | None:
     """The code failed at its first call: a config error naming the key when the config, not the
@@ -36,6 +38,7 @@ def config_fits(config: Config, options: Options, prep, ev, data, exc) -> Config
         isolate = not isinstance(prep.evaluator, LocalEvaluator)
         fits = _created_layout(config, options, exc, isolate) or _per_example_fits(config, options, exc, isolate)
     return fits
+
 
 def _runs_with(alt: Config, options: Options, isolate: bool) -> bool:
     """Does the code run under ``alt`` (its loss, and its gradient or step)?"""
@@ -55,7 +58,9 @@ def _runs_with(alt: Config, options: Options, isolate: bool) -> bool:
     finally:
         prep.evaluator.close()
 
+
 _PER_EXAMPLE_WORDS = {"batch": "false", "example": "true", "vector": "vector"}
+
 
 def _per_example_fits(config: Config, options: Options, first, isolate: bool) -> ConfigError | None:
     """Code that failed at its first call on the whole batch: does it take one example at a time
@@ -74,6 +79,7 @@ def _per_example_fits(config: Config, options: Options, first, isolate: bool) ->
             return ConfigError(f"code.per_example: the code fails on the whole batch ({first.message}), and runs "
                                f"{how}: set per_example: {_PER_EXAMPLE_WORDS[other]} under code: in the YAML", key)
     return None
+
 
 def _created_layout(config: Config, options: Options, first, isolate: bool) -> ConfigError | None:
     """Code whose parameters backcheck creates failed at its first call: are they, and the data, the

@@ -38,6 +38,7 @@ def reader_of(config, prep, ev, precision, where):
         return Point(ev, values, f0, table, an.uncertainty, name, dict(an.grads)), an, findings, frozenset(transposed)
     return read
 
+
 def loss_reads(checked, conditioned, ev, where) -> str | None:
     """The loss must depend on what is probed. A parameter whose probes never moved the loss at all,
     at the start (which may sit in a flat region: outputs past a clip) and at the rescaled point
@@ -63,6 +64,7 @@ def loss_reads(checked, conditioned, ev, where) -> str | None:
         "module globals, bind them there ($module.W1, or $module.params['W1']); for an object, name its own "
         "attributes (layers[0].weights); see docs/binding.md", where, kind="contract")
 
+
 def param_tables(pc, precision, orient, net, name: str) -> dict:
     """Per slot: (ParamResult, numeric, bad, noise) at one point, with the pattern of wrong entries."""
     out = {}
@@ -72,6 +74,7 @@ def param_tables(pc, precision, orient, net, name: str) -> dict:
         noise[c.entries.idx] = c.entries.noise
         out[s] = (_with_pattern(r, s, bad, orient[s], net), numeric, bad, noise.reshape(c.shape), gradcheck.unmoved(c))
     return out
+
 
 def stabilised(pc, table, data, net, orient, precision):
     """A loss/stabilised explanation of the wrong parameters at this point, or None."""
@@ -86,6 +89,7 @@ def stabilised(pc, table, data, net, orient, precision):
     return conventions.explain(net, params, data.X, data.Y, analytic, numeric, noise, precision.tolerance,
                                pc.point.f0)
 
+
 def stabilised_message(stab) -> str:
     how = (f"log(p + {stab.eps:.0e})" if stab.kind == "epsilon" else f"log(clip(p, {stab.eps:.1g}, 1 - {stab.eps:.1g}))")
     code = ("the code's backward uses the exact p - y there" if stab.code == "exact" else
@@ -95,6 +99,7 @@ def stabilised_message(stab) -> str:
             f"loss differs from the one backprop computes ({code}); the model reproduces every measured gradient"
             + (" and the loss" if stab.loss_matches else "") + ". This is a convention, not a mistake; to check "
             "those examples too, start from smaller weights or drop the epsilon for the check")
+
 
 def start_problems(net, params_c, data, checked, table, stab) -> list:
     problems = points.start_problems(net, params_c, data.X, data.Y)
@@ -109,6 +114,7 @@ def start_problems(net, params_c, data, checked, table, stab) -> list:
         if np.any((q < points.AT_CLIP) | (q > 1 - points.AT_CLIP)):
             problems.append("some target probabilities are within 1e-6 of 0 or 1, where a loss's clip or epsilon acts")
     return problems
+
 
 def rescaled_check(config, ev, values, params_c, orient, data, read, judge):
     """Every parameter judged at the well-conditioned point (None when it cannot be built)."""
@@ -132,8 +138,10 @@ def rescaled_check(config, ev, values, params_c, orient, data, read, judge):
     finally:
         ev.set_values(values)
 
+
 def point_of(row, checked, conditioned):
     return conditioned if row.point == "rescaled" and conditioned is not None else checked
+
 
 def cleared_table(table: dict) -> dict:
     """A point's rows with the wrong ones passed: a stabilised loss explains them."""
@@ -144,6 +152,7 @@ def cleared_table(table: dict) -> dict:
             row = (dataclasses.replace(r, status="ok", pattern=None, wrong_entries=0),) + row[1:]
         out[s] = row
     return out
+
 
 def merge_tables(tables: dict) -> tuple[dict, str]:
     """One row per parameter: wrong at any point is wrong (shown where it was wrong, the rescaled
@@ -160,6 +169,7 @@ def merge_tables(tables: dict) -> tuple[dict, str]:
                 name_at = "rescaled" if rr.status == "wrong" else name_at
         out[s] = row
     return out, name_at
+
 
 def _with_pattern(result, slot: Slot, bad, orient, net):
     """The wrong entries of a wrong parameter, in words (canonical orientation: W is (in, out))."""

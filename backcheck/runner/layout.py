@@ -26,6 +26,7 @@ def default_params(config: Config) -> tuple[list, dict]:
                 defaults[Slot(k, "b", entry["b"])] = b.reshape(code_shape(Slot(k, "b", ""), net.widths, layout)).copy()
     return canon, defaults
 
+
 def _units_fit(values: dict, widths, config_where):
     """The code's weights chain layers of other widths than network: says: the units key that is wrong."""
     if config_where is None:
@@ -45,6 +46,7 @@ def _units_fit(values: dict, widths, config_where):
                                f"{values[Ws[k]].shape}: its layer has {got} units, not {want}; set units: {got}",
                                config_where(f"network.layers[{k}].units"))
     return None
+
 
 def param_orientations(values: dict, widths, layout, config_where=None) -> tuple[dict, list[str], list]:
     """How each of the code's arrays maps to the canonical network; notes and warnings on the way."""
@@ -70,6 +72,7 @@ def param_orientations(values: dict, widths, layout, config_where=None) -> tuple
             f"{'a bias' if one else 'biases'} of shape {fit} broadcast{'s' if one else ''} over any batch"))
     return out, notes, warnings
 
+
 def canonical_params(slots, arrays, orient, net):
     """[(W, b)] in the reference's layout; a layer without a bias gets a constant zero vector."""
     by = {(s.layer, s.role): s for s in slots}
@@ -81,6 +84,7 @@ def canonical_params(slots, arrays, orient, net):
         return orient[s].canonical_of(arrays[s], canonical_shape(s, net.widths))
 
     return [(value(k, "W"), value(k, "b")) for k in range(1, len(net.layers) + 1)]
+
 
 def forward_mismatch(net, params_c, data, f0: float, precision) -> CheckWarning | None:
     try:

@@ -56,6 +56,7 @@ def name_mistakes(evidence_from, tables, an, conditioned, checked, net, data, pr
     earlier[:] = [_with_line(f, lines.get(len(pairs) + i)) for i, (f, _) in enumerate(read)]
     return found
 
+
 def _with_line(f: Finding, line: dict | None) -> Finding:
     """A finding read from the gradients, with its line; stale weights read through a name that is the
     weights themselves (``w = self.weights``, no copy) say so in the fix, since that line looks innocent."""
@@ -66,6 +67,7 @@ def _with_line(f: Finding, line: dict | None) -> Finding:
            f"update changes it too (take {a['of']}.copy(), or update after computing the gradient below)")
     return dataclasses.replace(f, line=line, fix=fix)
 
+
 def _variant_of_read(f, an):
     """The reference's version of a mistake found while reading the gradients (stale weights)."""
     if f.id == "step/stale-weights" and an.rate:
@@ -73,6 +75,7 @@ def _variant_of_read(f, an):
 
         return Stale(f.layer, an.rate)
     return None
+
 
 def _lines(pc, pairs, net, params, data, precision, layout, wrong, per_example, rate) -> dict:
     """The line of each named mistake: one backward pass of the code recorded where the mistakes

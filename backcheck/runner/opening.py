@@ -37,8 +37,10 @@ class Prepared:
     step_name: str = "step"
     reference: bool = False  # backcheck's own network (no code:)
 
+
 def prep_where(config: Config) -> str:
     return config.code.file.name if config.code else str(config.path)
+
 
 def prepare(config: Config, options: Options, progress=None, isolate: bool = True, binding=None) -> Prepared:
     """Open the code (or the reference) behind an evaluator, build the data and attach it. With
@@ -91,11 +93,13 @@ def prepare(config: Config, options: Options, progress=None, isolate: bool = Tru
     where = config.code.file.name if config.code else str(config.path)
     return Prepared(evaluator, data, orient, layout, notes, warnings, X, Y, where, **info)
 
+
 # What a reply from the sandboxed process may contain besides plain data and arrays.
 ACCEPT = ("backcheck.errors", "backcheck.results", "backcheck.numgrad", "backcheck.binding.params",
           "backcheck.binding.trace")
 
 PREIMPORT = ("numpy", "backcheck.evaluator", "backcheck.binding")
+
 
 class Clock:
     """The code's time: check.timeout in all, counted while the sandboxed process works on a request
@@ -164,15 +168,18 @@ class Clock:
         return UserCodeError(f"the process running the code under test {exc.status} during its "
                              f"{_REQUEST_WORDS.get(phase, phase)}{said}", file)
 
+
 _REQUEST_WORDS = {"open": "import", "loss": "loss call", "entries": "loss calls of the probes",
                   "arrays": "loss calls along random directions", "blocks": "loss calls of the search",
                   "complex_losses": "complex-step loss calls", "gradient": "gradient call",
                   "step_gradient": "step", "set_values": "parameter update", "attach": "data update"}
 
+
 def code_cwd(config: Config, options: Options) -> str:
     """The folder the code runs in: the command's --cwd, else the config's code.cwd, else the
     folder of code.file (where a student runs ``python net.py`` and where Jupyter runs a notebook)."""
     return options.cwd or str(config.code.cwd or config.code.file.parent)
+
 
 @contextlib.contextmanager
 def _working_in(folder: str):
@@ -184,6 +191,7 @@ def _working_in(folder: str):
         yield
     finally:
         os.chdir(before)
+
 
 def open_sandboxed(config: Config, options: Options, defaults: dict, wait: bool = True):
     """A RemoteEvaluator for the code under test, imported and bound in a sandboxed process. With
@@ -197,6 +205,7 @@ def open_sandboxed(config: Config, options: Options, defaults: dict, wait: bool 
     sandbox.start()
     opening = Opening(sandbox, Clock(sandbox, config))
     return opening.ready() if wait else opening
+
 
 class Opening:
     """A sandboxed process importing the code; ``ready()`` waits for it and gives its evaluator."""

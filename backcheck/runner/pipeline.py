@@ -34,21 +34,25 @@ def verify(path, options: Options = Options(), *, isolate: bool = True, progress
             "message:\n" + traceback.format_exc()))
     return run_guarded(config, options, shown, progress, isolate=isolate)
 
+
 def diagnose_config_path(path, options: Options = Options(), *, isolate: bool = True, progress=None) -> CheckResult:
     """``backcheck diagnose``: ``verify`` and then training; the result has a "train" section."""
     from dataclasses import replace
 
     return verify(path, replace(options, command="diagnose"), isolate=isolate, progress=progress)
 
+
 def verify_config(config: Config, options: Options, shown: str) -> CheckResult:
     """Check an already-read config, the code sandboxed (``backcheck grade`` reads one per submission)."""
     return run_guarded(config, options, shown, isolate=True)
+
 
 def failed(shown: str, path, exc: BackcheckError, name: str | None = None) -> CheckResult:
     from pathlib import Path
 
     return CheckResult(config=shown, name=name or Path(str(path)).stem,
                        error=ErrorInfo(exc.kind, exc.message, exc.where))
+
 
 def run_guarded(config: Config, options: Options, shown: str, progress=None, isolate: bool = True) -> CheckResult:
     """run_check (or run_diagnose) with every failure turned into a result."""
@@ -68,6 +72,7 @@ def run_guarded(config: Config, options: Options, shown: str, progress=None, iso
             "backcheck failed; this is a bug in backcheck, please report it with this message:\n"
             + traceback.format_exc()), config.name)
 
+
 def check_binding(config: Config, binding, options: Options, shown: str) -> CheckResult:
     """Check code already bound in this process (the Python API's callables)."""
     try:
@@ -80,6 +85,7 @@ def check_binding(config: Config, binding, options: Options, shown: str) -> Chec
         return failed(shown, config.path, exc, config.name)
     finally:
         prep.evaluator.close()
+
 
 def run_diagnose(config: Config, options: Options, shown: str, progress=None, isolate: bool = True) -> CheckResult:
     """``backcheck diagnose``: the gradient check, then training with the code's own gradients, and
@@ -107,6 +113,7 @@ def run_diagnose(config: Config, options: Options, shown: str, progress=None, is
         prep.evaluator.close()
     return replace(checked, findings=checked.findings + training.findings, notes=checked.notes + training.notes,
                    extra={**checked.extra, "train": training.to_json()})
+
 
 def run_check(config: Config, options: Options, shown: str, progress=None, isolate: bool = True) -> CheckResult:
     """Open the code, build the data, compare every parameter's gradients, name the mistakes."""

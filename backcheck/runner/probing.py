@@ -156,6 +156,7 @@ def check_prepared(config: Config, options: Options, shown: str, prep: Prepared,
                  for s in ev.slots},
         notes=tuple(notes + ev.notes))
 
+
 def start_pool(config: Config, options: Options, prep):
     """Worker processes for --exhaustive --jobs N; None when this process does all the work.
     The reference network (no code:) is probed in one stacked pass and needs no workers."""
@@ -163,6 +164,7 @@ def start_pool(config: Config, options: Options, prep):
         return None
     _, defaults = default_params(config)
     return PoolEvaluator(options.jobs, lambda: open_sandboxed(config, options, defaults, wait=False))
+
 
 def _choose_method(asked: str, point, precision, notes: list):
     """The method the entries are measured with, and the one that re-measures a borderline verdict.
@@ -191,6 +193,7 @@ def _choose_method(asked: str, point, precision, notes: list):
                             f"Richardson extrapolation (complex step: {why})"))
         return cached[0]
     return asked, best
+
 
 def _probe_notes(config: Config, options: Options, results: dict, method: str, pool, is_reference: bool) -> list:
     """What was probed, for the report."""
