@@ -162,7 +162,8 @@ def _grade_one(config_path: Path, folder: Path, root: Path, options: GradeOption
         result = failed(shown, config_path, exc, name)
     else:  # noqa: SIM108
         result = verify_config(_limited(config, options),
-                               Options(memory_mb=options.memory_mb, user=options.user, cwd=str(copy)), shown)
+                               Options(memory_mb=options.memory_mb, user=options.user, cwd=str(copy),
+                                       writable=str(work)), shown)
     result = _in_folder(result, copy, folder)
     return Submission(name, folder, result, layer_tests(result, net, options.points_per_layer))
 

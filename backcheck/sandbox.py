@@ -64,6 +64,8 @@ class Limits:
     preimport: tuple = ("numpy",)  # modules imported before privileges are dropped
     own_pids: bool = True  # as root on Linux: the evaluator in a PID namespace of its own, where the
     # caller has no number (code cannot signal it); off, the evaluator sees the system's pids
+    writable: str | None = None  # as root on Linux: the only folder the code may write (TMPDIR is made
+    # inside it); every other file system is read-only to the code, whichever user it runs as
 
 class SandboxError(BackcheckError):
     """The evaluator did not answer. ``status`` says how it ended, in words fit for one line."""
@@ -279,7 +281,7 @@ class Sandbox:
                   "path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path],
                   "memory_mb": self.limits.memory_mb, "credentials": self.credentials, "cwd": self.limits.cwd,
                   "show_output": self.limits.show_output, "preimport": list(self.limits.preimport),
-                  "own_pids": self.limits.own_pids}
+                  "own_pids": self.limits.own_pids, "writable": self.limits.writable}
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", _SUPERVISOR, json.dumps(config)], stdin=subprocess.DEVNULL,
@@ -1019,6 +1021,8 @@ def _evaluate(config: dict, note_w: int) -> None:
         entry = getattr(importlib.import_module(module), function)
         channel = Channel(high["req"], high["rep"])
         job = channel.recv()
+        if config.get("writable"):
+            _confine(config["writable"], config["credentials"])
         if config["cwd"]:
             os.chdir(config["cwd"])
         if config["memory_mb"]:
@@ -1078,6 +1082,56 @@ def _new_pid_namespace() -> bool:
         return libc.unshare(0x20000000) == 0  # CLONE_NEWPID
     except (OSError, AttributeError):
         return False
+
+
+CONFINED = "BACKCHECK_CONFINED"  # set in a confined evaluator's environment: its error messages say why a write failed
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = \
+    1, 2, 4, 8, 32, 4096, 16384, 1 << 18
+
+
+def _confine(folder: str, owner=None) -> bool:
+    """Make every file system read-only to this process and its children except ``folder``, in a
+    mount namespace of its own (the caller's view does not change), with TMPDIR a fresh folder
+    inside it and /proc showing only this PID namespace. Linux and root only (CAP_SYS_ADMIN); where
+    the kernel refuses, nothing changes and a line on stderr says so."""
+    if not _LINUX or os.geteuid() != 0:
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+
+    def mount(source, target, kind, flags) -> bool:
+        return libc.mount(source and os.fsencode(source), os.fsencode(target), kind and kind.encode(), flags,
+                          None) == 0
+
+    folder = os.path.realpath(folder)
+    if libc.unshare(0x00020000) != 0 or not mount(None, "/", None, _MS_REC | _MS_PRIVATE) \
+            or not mount(folder, folder, None, _MS_BIND | _MS_REC):  # CLONE_NEWNS; the folder its own mount
+        print("backcheck: the kernel refused a mount namespace: the code's writes are not confined", file=sys.stderr)
+        return False
+    import re
+
+    with open("/proc/self/mountinfo", "rb") as f:  # field 5 is the mount point, with \040 for a space
+        points = [os.fsdecode(re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), line.split()[4]))
+                  for line in f]
+    inside = folder.rstrip("/") + "/"
+    refused = [p for p in points if p != folder and not p.startswith(inside)
+               and not mount(None, p, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY)]
+    if "/" in refused:
+        print("backcheck: the root file system could not be made read-only: the code's writes are not confined",
+              file=sys.stderr)
+        return False
+    mount("proc", "/proc", "proc", _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)  # this namespace's
+    tmp = os.path.join(folder, "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    if owner:
+        os.chown(tmp, *owner)
+    os.environ.update({"TMPDIR": tmp, CONFINED: folder})
+    import tempfile
+
+    tempfile.tempdir = None
+    return True
 
 
 def _die_with(supervisor: int) -> None:

@@ -167,6 +167,22 @@ def _who(job):
     return found
 
 
+def _write_files(paths):
+    """Try to create each file: what happened to each, by errno name ("ok" when it was written)."""
+    import errno
+    import tempfile
+
+    found = {}
+    for path in paths + [os.path.join(tempfile.gettempdir(), "scratch")]:
+        try:
+            with open(path, "w") as f:
+                f.write("from the code")
+            found[path] = "ok"
+        except OSError as exc:
+            found[path] = errno.errorcode[exc.errno]
+    return found
+
+
 class _System:
     def __reduce__(self):
         return (os.system, ("touch " + os.path.join(os.environ["SANDBOX_TEST_DIR"], "forged"),))
@@ -198,6 +214,8 @@ ACTS = {
     "print": _print,
     "say": _say,
     "write": _write,
+    "write_files": _write_files,
+    "visible_pids": lambda _: sorted(int(n) for n in os.listdir("/proc") if n.isdigit()),
     "alloc": _alloc,
     "popen": _popen,
     "daemon": _daemon,

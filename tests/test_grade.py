@@ -4,9 +4,11 @@ import csv
 import json
 import os
 import shutil
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from backcheck.cli import main
@@ -148,3 +150,22 @@ def test_ctrl_c_exits_130_and_writes_nothing(tmp_path, monkeypatch):
     out = tmp_path / "g.json"
     r = CliRunner().invoke(main, ["grade", str(CLASS), "--config", str(CONFIG), "--json", str(out)])
     assert r.exit_code == 130 and not out.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not sys.platform.startswith("linux"), reason="confinement needs root")
+def test_as_root_a_write_outside_the_copy_fails_and_the_report_says_why(tmp_path):
+    """Whichever user the code runs as, grading as root leaves every file outside the submission's
+    copy read-only to it: the grader's own files too, which it can find through /proc or argv."""
+    target = tmp_path / "grades.json"
+    target.write_text("the grader's")
+    (tmp_path / "class" / "mallory").mkdir(parents=True)
+    source = (CLASS / "alice" / "mlp.py").read_text()
+    (tmp_path / "class" / "mallory" / "mlp.py").write_text(f"open({str(target)!r}, 'w').write('0/0')\n" + source)
+    (tmp_path / "class" / "trent").mkdir()
+    (tmp_path / "class" / "trent" / "mlp.py").write_text(  # writing in its own folder and in TMPDIR is fine
+        "import tempfile\nopen('notes.txt', 'w').write('x')\ntempfile.NamedTemporaryFile().write(b'x')\n" + source)
+    by = {s.name: s for s in grade(CLASS.parent / "assignment.yaml", tmp_path / "class", GradeOptions(timeout=10)).submissions}
+    assert target.read_text() == "the grader's"
+    message = by["mallory"].result.error.message
+    assert "Read-only file system" in message and "may write only in" in message, message
+    assert by["trent"].result.error is None and by["trent"].score == by["trent"].max_score, by["trent"].result.error

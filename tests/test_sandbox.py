@@ -383,6 +383,23 @@ def test_the_working_directory_is_the_limits(tmp_path):
         assert sb.request(("cwd", "data.txt"), 10) == (str(tmp_path), "rows")
 
 
+@pytest.mark.skipif(os.geteuid() != 0 or not sys.platform.startswith("linux"), reason="a mount namespace needs root")
+@pytest.mark.parametrize("own_pids", [False, True])
+def test_confined_code_writes_only_in_its_folder(tmp_path, own_pids):
+    """As root, Limits.writable leaves every other file system read-only to the code, and only to it."""
+    (tmp_path / "work").mkdir()
+    inside, beside, far = tmp_path / "work" / "mine", tmp_path / "graders.csv", Path.cwd() / "overwritten-by-code"
+    with started(limits=Limits(preimport=(), own_pids=own_pids, writable=str(tmp_path / "work"))) as sb:
+        found = sb.request(("write_files", [str(inside), str(beside), str(far)]), 10)
+        visible = sb.request(("visible_pids", None), 10)
+    if own_pids:  # /proc is its namespace's: no grader to find, to read the argv of, or to signal
+        assert os.getpid() not in visible and max(visible) < 100
+    assert found == {str(inside): "ok", str(beside): "EROFS", str(far): "EROFS",
+                     str(tmp_path / "work" / "tmp" / "scratch"): "ok"}  # TMPDIR is inside the folder
+    assert inside.read_text() == "from the code" and not beside.exists() and not far.exists()
+    beside.write_text("the caller still writes")  # the caller's view is unchanged
+
+
 # ---------------------------------------------------------------- another user
 
 

@@ -4,18 +4,23 @@ turned into a ``UserCodeError`` naming the user's file and line); the EXPRs of t
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import traceback
 from pathlib import Path
 
 import numpy as np
 
 from backcheck.errors import ConfigError, UserCodeError
+from backcheck.sandbox import CONFINED
 from backcheck.spec import WILDCARD, Config, parse_expr
 
 
 def describe(exc: BaseException) -> str:
     text = str(exc)
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS and os.environ.get(CONFINED):
+        text += " (while it is checked, the code may write only in a copy of its own folder and in $TMPDIR)"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

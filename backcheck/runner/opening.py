@@ -200,7 +200,7 @@ def open_sandboxed(config: Config, options: Options, defaults: dict, wait: bool 
     from backcheck.sandbox import Limits, Sandbox
 
     limits = Limits(memory_mb=options.memory_mb, user=options.user, cwd=code_cwd(config, options),
-                    show_output=options.show_output, preimport=PREIMPORT)
+                    show_output=options.show_output, preimport=PREIMPORT, writable=options.writable)
     sandbox = Sandbox("backcheck.evaluator:serve_code", (config, defaults), limits, accept=ACCEPT)
     sandbox.start()
     opening = Opening(sandbox, Clock(sandbox, config))

@@ -18,4 +18,5 @@ class Options:
     memory_mb: int | None = None  # address-space limit of the process running the code (grade)
     user: str | None = None  # run the code as this user when backcheck runs as root ("auto": nobody, if it can)
     cwd: str | None = None  # the code's working directory (default: its own folder)
+    writable: str | None = None  # as root on Linux: the only folder the code may write (grade: its copy's)
     command: str = "verify"  # verify | diagnose (the check, then training with the code's gradients)
