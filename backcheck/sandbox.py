@@ -245,7 +245,7 @@ class Sandbox:
         self.notes: list[str] = []
         self.credentials = _resolve_user(limits, self.notes)  # (uid, gid) or None
         self.marker = f"{_token()}.{next(_serial)}"
-        self.pid: int | None = None  # the evaluator's, once the supervisor said it
+        self.pid: int | None = None  # the evaluator's (in a PID namespace: its init's), once the supervisor said it
         self.entered = False  # the evaluator got as far as calling entry
         self._proc = None
         self._closed = False
@@ -864,15 +864,20 @@ def _supervise(config: dict) -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.append(1))
-    if config.get("own_pids"):
-        _new_pid_namespace()
+    status_r = status_w = None
+    if config.get("own_pids") and _new_pid_namespace():
+        status_r, status_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        for fd in (ctl, note_r, wake_r, wake_w):
-            os.close(fd)
+        for fd in (ctl, note_r, wake_r, wake_w, status_r):
+            if fd is not None:
+                os.close(fd)
+        if status_w is not None:
+            _init(config, note_w, status_w)  # never returns
         _evaluate(config, note_w)  # never returns
-    for fd in (note_w, config["req"], config["rep"]):
-        os.close(fd)
+    for fd in (note_w, config["req"], config["rep"], status_w):
+        if fd is not None:
+            os.close(fd)
     _say(ctl, {"pid": pid})
     notes, status, reason = _Heard(), None, "ended"
     while status is None:
@@ -889,11 +894,61 @@ def _supervise(config: dict) -> None:
     while notes.open and _ready([note_r], [], 0):
         notes.take(note_r)
     complete = _kill_tree(pid)
+    if status_r is not None:  # the namespace's init passes the evaluator's own wait status on
+        status = _evaluator_status(status_r, status)
     code, sig = (None, os.WTERMSIG(status)) if os.WIFSIGNALED(status) else (os.WEXITSTATUS(status), None)
     _say(ctl, {"entered": notes.entered, "report": {"reason": reason, "exit": code, "signal": sig,
                                                     "notes": notes.last,
                                                     "complete": complete}})
     os._exit(0)
+
+
+def _init(config: dict, note_w: int, status_w: int) -> None:
+    """PID 1 of the evaluator's namespace. The kernel delivers to a namespace's first process only
+    the signals it handles, so the code must not be that process (its ``os.kill`` of itself or of
+    its group would do nothing, and the check would go on as if it had not been sent): this small
+    init forks the evaluator, reaps every orphan of the namespace, and writes the evaluator's wait
+    status to the supervisor before it ends, which ends everything left in the namespace."""
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # with the supervisor
+    try:
+        evaluator = os.fork()
+    except OSError:
+        os._exit(71)
+    if evaluator == 0:
+        os.close(status_w)
+        _evaluate(config, note_w)  # never returns
+    for fd in (note_w, config["req"], config["rep"]):
+        _close_fd(fd)
+    status = None
+    while status is None:
+        try:
+            pid, got = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if pid == evaluator:
+            status = got
+    if status is not None:
+        try:
+            os.write(status_w, struct.pack("<i", status))
+        except OSError:
+            pass
+    os._exit(0)
+
+
+def _evaluator_status(status_r: int, init_status: int) -> int:
+    """The evaluator's wait status, as its init wrote it; the init's own when it wrote none (it was
+    killed: the sandbox was closed)."""
+    try:
+        data = os.read(status_r, 4) if _ready([status_r], [], 0) else b""
+    except OSError:
+        data = b""
+    os.close(status_r)
+    return struct.unpack("<i", data)[0] if len(data) == 4 else init_status
 
 
 def _say(ctl: int, what: dict) -> None:
@@ -1065,9 +1120,9 @@ class _Notes:
 
 
 def _new_pid_namespace() -> bool:
-    """Put the evaluator (our next child) in a PID namespace of its own, where no process outside it
-    has a number: code that walks up its parents to kill the caller finds nothing to signal, and
-    when the evaluator ends the kernel ends everything inside. Linux, and root only (CAP_SYS_ADMIN);
+    """Put our next child (the namespace's init, which forks the evaluator) in a PID namespace of its
+    own, where no process outside it has a number: code that walks up its parents to kill the caller
+    finds nothing to signal, and when the init ends the kernel ends everything inside. Linux, and root only (CAP_SYS_ADMIN);
     elsewhere nothing changes and the parent-death signal still stops the evaluator with us."""
     if not _LINUX or os.geteuid() != 0:
         return False

@@ -257,3 +257,14 @@ def test_the_codes_control_characters_and_huge_messages_stay_out_of_the_report(t
     r = CliRunner().invoke(main, ["verify", str(config), "--no-color"])
     assert r.exit_code == 3 and len(r.output) < 10_000
     assert not any(c in r.output for c in "\x1b\x00\x07\u202e")
+
+
+@pytest.mark.parametrize("kill", ["os.kill(os.getpid(), signal.SIGKILL)", "os.killpg(os.getpgid(0), signal.SIGKILL)",
+                                  "os.kill(0, signal.SIGTERM)"])
+def test_code_that_kills_itself_is_exit_3(tmp_path, kill):
+    """As root the code runs in a PID namespace of its own, but never as its first process, which the
+    kernel would keep from these signals (the check went on and passed)."""
+    body = f"import os, signal\n\n\ndef loss(params, X, Y):\n    {kill}\n    return real_loss(params, X, Y)\n" + GRADS
+    j = verify(write(tmp_path, body)).to_json()
+    assert j["exit_code"] == 3, j["error"]
+    assert "killed by SIG" in j["error"]["message"], j["error"]["message"]
