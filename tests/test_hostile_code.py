@@ -268,3 +268,15 @@ def test_code_that_kills_itself_is_exit_3(tmp_path, kill):
     j = verify(write(tmp_path, body)).to_json()
     assert j["exit_code"] == 3, j["error"]
     assert "killed by SIG" in j["error"]["message"], j["error"]["message"]
+
+
+def test_an_error_raised_outside_any_file_is_placed_at_the_code_file(tmp_path):
+    """A frame of <frozen importlib._bootstrap> or <string> is no file of the user's folder (it once
+    resolved into the working directory and became the error's place)."""
+    body = "x = " + " + ".join(["1.0"] * 6000) + "\n" + LOSS + GRADS  # too deep to compile
+    j = verify(write(tmp_path, body)).to_json()
+    assert j["exit_code"] == 3 and "RecursionError" in j["error"]["message"], j["error"]
+    assert j["error"]["where"] == "code.py", j["error"]
+    body = "exec(compile('raise ValueError(1)', '<string>', 'exec'))\n" + LOSS + GRADS
+    j = verify(write(tmp_path, body)).to_json()
+    assert j["exit_code"] == 3 and j["error"]["where"] == f"code.py:{BASE.count(chr(10)) + 1}", j["error"]
