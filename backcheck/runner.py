@@ -47,6 +47,8 @@ class Options:
     memory_mb: int | None = None  # address-space limit of the process running the code (grade)
     user: str | None = None  # run the code as this user when backcheck runs as root ("auto": nobody, if it can)
     cwd: str | None = None  # the code's working directory (default: its own folder)
+    hide: tuple[str, ...] = ()  # as root: folders the code sees empty (grade: the submissions)
+    readonly: tuple[str, ...] = ()  # as root: paths the code cannot write (grade: config, outputs)
     command: str = "verify"  # verify | diagnose (the check, then training with the code's gradients)
 
 
@@ -441,7 +443,7 @@ def open_sandboxed(config: Config, options: Options, defaults: dict, wait: bool 
     from backcheck.sandbox import Limits, Sandbox
 
     limits = Limits(memory_mb=options.memory_mb, user=options.user, cwd=code_cwd(config, options),
-                    show_output=options.show_output, preimport=PREIMPORT)
+                    show_output=options.show_output, preimport=PREIMPORT, hide=options.hide, readonly=options.readonly)
     sandbox = Sandbox("backcheck.evaluator:serve_code", (config, defaults), limits, accept=ACCEPT)
     sandbox.start()
     opening = Opening(sandbox, Clock(sandbox, config))

@@ -64,6 +64,9 @@ class Limits:
     preimport: tuple = ("numpy",)  # modules imported before privileges are dropped
     own_pids: bool = True  # as root on Linux: the evaluator in a PID namespace of its own, where the
     # caller has no number (code cannot signal it); off, the evaluator sees the system's pids
+    hide: tuple = ()  # as root on Linux: folders the code finds empty (an empty read-only tmpfs over them)
+    readonly: tuple = ()  # as root on Linux: paths the code may read, not write (read-only bind mounts);
+    # both in a mount namespace of the evaluator's own (``cwd`` stays writable); elsewhere no change
 
 class SandboxError(BackcheckError):
     """The evaluator did not answer. ``status`` says how it ended, in words fit for one line."""
@@ -279,7 +282,8 @@ class Sandbox:
                   "path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path],
                   "memory_mb": self.limits.memory_mb, "credentials": self.credentials, "cwd": self.limits.cwd,
                   "show_output": self.limits.show_output, "preimport": list(self.limits.preimport),
-                  "own_pids": self.limits.own_pids}
+                  "own_pids": self.limits.own_pids, "hide": [os.path.abspath(p) for p in self.limits.hide],
+                  "readonly": [os.path.abspath(p) for p in self.limits.readonly]}
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", _SUPERVISOR, json.dumps(config)], stdin=subprocess.DEVNULL,
@@ -1074,6 +1078,8 @@ def _evaluate(config: dict, note_w: int) -> None:
         entry = getattr(importlib.import_module(module), function)
         channel = Channel(high["req"], high["rep"])
         job = channel.recv()
+        if config.get("hide") or config.get("readonly"):
+            _protect(config["hide"], config["readonly"], config["cwd"])
         if config["cwd"]:
             os.chdir(config["cwd"])
         if config["memory_mb"]:
@@ -1131,6 +1137,43 @@ def _new_pid_namespace() -> bool:
 
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.unshare(0x20000000) == 0  # CLONE_NEWPID
+    except (OSError, AttributeError):
+        return False
+
+
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+
+
+def _protect(hide: list, readonly: list, writable: str | None) -> bool:
+    """In a mount namespace of the evaluator's own: an empty read-only tmpfs over each ``hide``
+    folder, a read-only view of each ``readonly`` path, and ``writable`` (the code's copy) writable
+    again if it lies below one of them. The caller's view of the files does not change. Root on
+    Linux only; False (and no change) elsewhere or when the kernel refuses."""
+    if not _LINUX or os.geteuid() != 0:
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def mount(source, target, fstype, flags, data=None) -> bool:
+        enc = lambda v: None if v is None else v.encode()  # noqa: E731
+        return libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) == 0
+
+    try:
+        if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+            return False
+        if not mount("none", "/", None, _MS_REC | _MS_PRIVATE):  # nothing of ours reaches the caller's view
+            return False
+        inside = lambda p: writable is not None and (writable + os.sep).startswith(p.rstrip(os.sep) + os.sep)  # noqa: E731
+        for path in readonly:
+            if os.path.exists(path) and mount(path, path, None, _MS_BIND | _MS_REC):
+                mount(None, path, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY)
+        for path in hide:
+            if os.path.isdir(path) and not inside(path):
+                mount("tmpfs", path, "tmpfs", _MS_RDONLY | _MS_NOSUID | _MS_NODEV, "size=4k,mode=0555")
+        if writable and any(inside(p) for p in readonly):
+            mount(writable, writable, None, _MS_BIND | _MS_REC)  # a bind mount of its own: writable
+        return True
     except (OSError, AttributeError):
         return False
 

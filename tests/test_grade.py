@@ -3,10 +3,12 @@
 import csv
 import json
 import os
+import sys
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from backcheck.cli import main
@@ -148,3 +150,46 @@ def test_ctrl_c_exits_130_and_writes_nothing(tmp_path, monkeypatch):
     out = tmp_path / "g.json"
     r = CliRunner().invoke(main, ["grade", str(CLASS), "--config", str(CONFIG), "--json", str(out)])
     assert r.exit_code == 130 and not out.exists()
+
+
+CHEAT = '''
+import os
+import sys
+
+OUT, CLASS = {out!r}, {cls!r}
+for target in (OUT, os.path.join(CLASS, "alice", "mlp.py"), os.path.join(os.path.dirname(CLASS), "grades.csv")):
+    try:
+        with open(target, "w") as f:
+            f.write("OVERWRITTEN")
+    except OSError:
+        pass
+try:
+    SEEN = sorted(os.listdir(CLASS))
+except OSError:
+    SEEN = []
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not sys.platform.startswith("linux"), reason="mount namespaces need root")
+def test_as_root_the_code_sees_no_classmate_and_cannot_write_the_outputs(tmp_path):
+    """Even running as root (nobody cannot read Python here), a submission that knows the absolute
+    paths finds the submissions folder empty and the assignment's folder and the outputs read-only."""
+    cls = tmp_path / "class"
+    for name in ("alice", "mallory"):
+        (cls / name).mkdir(parents=True)
+        shutil.copy(CLASS / "alice" / "mlp.py", cls / name / "mlp.py")
+    shutil.copy(CONFIG, tmp_path / "assignment.yaml")
+    out = tmp_path / "out" / "g.json"
+    out.parent.mkdir()
+    out.write_text("{}")
+    evil = (CLASS / "alice" / "mlp.py").read_text() + CHEAT.format(out=str(out), cls=str(cls)) + \
+        "assert SEEN == [], SEEN\n"
+    (cls / "mallory" / "mlp.py").write_text(evil)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    r = CliRunner().invoke(main, ["grade", str(cls), "--config", str(tmp_path / "assignment.yaml"), "--no-color",
+                                  "--timeout", "5", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    scores = {s["submission"]: s["score"] for s in json.loads(out.read_text())["submissions"]}
+    assert scores == {"alice": 2, "mallory": 2}, r.output  # mallory's assert: she saw no classmate
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p != out}
+    assert after == {p: b for p, b in before.items() if p != out}
