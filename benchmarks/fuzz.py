@@ -3,17 +3,34 @@ never happen. Every run is its own process with a time limit, so a hang is count
 
     python benchmarks/fuzz.py                          # every section, 1000 runs each
     python benchmarks/fuzz.py configs --runs 5000 --seed 7 --jobs 4 --timeout 120
+    python benchmarks/fuzz.py code --runs 300 --jobs 2
+    python benchmarks/fuzz.py submissions --runs 150 --jobs 2
 
 It prints, per section, the runs, their exit codes, and the counts that must all be 0:
 tracebacks (Python traceback text on stdout or stderr), exit-4s (backcheck failed itself), wrong
 exit codes (outside the contract's 0, 1, 2, 3, 5, or a JSON object whose exit_code differs from the
-process's), not-json (with --format json, stdout is not exactly one strictly valid JSON object) and
-hangs (the run outlived --timeout). The first cases of each kind are written out to reproduce.
+process's, or not the code the input calls for), not-json (with --format json, stdout is not exactly
+one strictly valid JSON object) and hangs (the run outlived --timeout). The first cases of each kind
+are written out to reproduce.
 
-Sections are registered with @section(name): a function ``(chooser, workdir) -> Case`` that makes one
-run's inputs in ``workdir`` (a scratch copy of configs/ and samples/). "configs" mutates the YAML
-files of configs/ and samples/; sections for hostile user code or hostile submissions can be added
-beside it the same way. ``tests/test_fuzz_configs.py`` draws the same mutations with hypothesis.
+Sections are registered with @section(name, problems): a function ``(chooser, workdir) -> Case`` that
+makes one run's inputs in ``workdir`` (a scratch copy of configs/ and samples/), and the counts it adds.
+
+- "configs" mutates the YAML files of configs/ and samples/ (``tests/test_fuzz_configs.py`` draws the
+  same mutations with hypothesis).
+- "code" writes a module that is right apart from one hostile act of benchmarks/hostile.py (bad
+  values, exits and signals, closed fds, processes, in-place writes, huge output, encodings, control
+  characters...), placed at import, in the loss, in the gradients or on the Nth call, bound by a
+  config in one of configs/' styles; about 30% also carry a real gradient bug. It adds: leftover
+  (a process carrying the run's token, ``FUZZ_RUN``, alive after the command), false-ok (exit 0 with
+  a planted bug) and leak (the text report carries control characters or is huge).
+- "submissions" grades a class of good, wrong and hostile submissions (the acts above and acts
+  against the grader: patching backcheck, killing the grader, writing outside the folder, reading
+  classmates) with --json, --junit and --csv. It adds: leftover, grade-incomplete, outputs-broken
+  (not whole valid files), good-not-full, bad-full (a wrong or cheating submission with full marks)
+  and outside-changed (a file outside the copies changed, or a new one appeared).
+
+``tests/test_fuzz_code.py`` draws the last two from the same generators with hypothesis.
 """
 
 from __future__ import annotations
@@ -274,11 +291,11 @@ def hostile_files(choose, folder: Path, acts=None) -> tuple[hostile.Module, dict
 
 
 @section("code", ("leftover", "false-ok", "leak"))
-def code_case(choose, workdir: Path) -> Case:
-    """A module that is right apart from one hostile act (benchmarks/hostile.py), checked with
-    verify (or diagnose), as JSON or as the text report."""
+def code_case(choose, workdir: Path, acts=None) -> Case:
+    """A module that is right apart from one hostile act (benchmarks/hostile.py; one of ``acts``
+    when given), checked with verify (or diagnose), as JSON or as the text report."""
     folder = workdir / f"_fuzz_code_{os.getpid()}_{next(_serial)}"
-    mod, files, config = hostile_files(choose, folder)
+    mod, files, config = hostile_files(choose, folder, acts)
     command = choose.pick(["verify", "verify", "verify", "diagnose"])
     as_json = choose.pick([True, False])
     if command == "diagnose":
@@ -289,6 +306,92 @@ def code_case(choose, workdir: Path) -> Case:
     expect = mod.expect if command == "verify" else ({3} if mod.expect == {3} else None)
     return Case(args, f"{command}: {mod.what}", json=as_json, files=files, expect=expect, bug=bool(mod.bug),
                 clean_text=True)
+
+
+# ---------------------------------------------------------------- hostile submissions
+
+CLASS_NET = {"input": 4, "hidden": 6, "output": 3, "batch": 8}  # samples/submissions/assignment.yaml's
+GRADE_TIMEOUT = 4  # --timeout of each submission
+GOOD_STUDENTS, HOSTILE_STUDENTS = 2, 3  # at most, per class
+
+
+def class_files(choose, folder: Path, acts=None) -> tuple[dict, dict]:
+    """A class of good, wrong and hostile submissions in ``folder``/class, its assignment and a file
+    beside them that nothing may touch. (files, {student: Module})."""
+    hidden = "sigmoid"
+    students: dict = {}
+    for i in range(choose.integer(1, GOOD_STUDENTS)):
+        students[f"good{i}"] = hostile.module(choose, hidden, "template", acts=[hostile.GOOD], bug=False,
+                                              tag="FRIEND")
+    students["wrong0"] = hostile.module(choose, hidden, "template", acts=[hostile.GOOD], bug=True)
+    for i in range(choose.integer(1, HOSTILE_STUDENTS)):
+        act = choose.pick(acts or hostile.GRADER_ACTS + hostile.GRADER_ACTS + hostile.ACTS)
+        cheat = act.name in ("patch backcheck from inside", "read other submissions")
+        students[f"hostile{i}"] = hostile.module(choose, hidden, "template", acts=[act],
+                                                 bug=True if cheat else None)
+    sizes = (CLASS_NET["input"], CLASS_NET["hidden"], CLASS_NET["output"])
+    files = {folder / "class" / name / "mlp.py": hostile.sized(m.source, sizes) for name, m in students.items()}
+    files[folder / "assignment.yaml"] = code_config(students["good0"], "mlp.py", hidden, CLASS_NET)
+    files[folder / "untouchable.txt"] = b"nothing may write here\n"
+    return files, students
+
+
+@section("submissions", ("leftover", "grade-incomplete", "outputs-broken", "good-not-full", "bad-full",
+                         "outside-changed"))
+def submissions_case(choose, workdir: Path, acts=None) -> Case:
+    """A class of a few submissions, good, wrong and hostile (the acts of the "code" section and
+    acts against the grader: patching backcheck, killing the grader, writing outside the folder,
+    reading other submissions), graded with every output file."""
+    folder = workdir / f"_fuzz_class_{os.getpid()}_{next(_serial)}"
+    files, students = class_files(choose, folder, acts)
+    out = {k: folder / "out" / f"grades.{k}" for k in ("json", "xml", "csv")}
+    args = ["grade", str(folder / "class"), "--config", str(folder / "assignment.yaml"), "--jobs", "2",
+            "--timeout", str(GRADE_TIMEOUT), "--no-color", "--json", str(out["json"]), "--junit", str(out["xml"]),
+            "--csv", str(out["csv"])]
+    what = "grade: " + "; ".join(f"{n}: {m.what}" for n, m in students.items())
+    case = Case(args, what, files=files, expect={0}, keep_files=True)
+    case.after = lambda code, stdout, stderr: judge_grade(code, folder, files, out, students)
+    return case
+
+
+def judge_grade(code, folder: Path, files: dict, out: dict, students: dict) -> list[str]:
+    """A grade run's own problems: it did not complete, its outputs are not whole valid files, a
+    good submission lost points, a wrong or cheating one got them all, or files outside the
+    submissions' copies changed."""
+    import csv
+    import io
+    import xml.etree.ElementTree as ET
+
+    problems = []
+    try:
+        if code != 0:
+            problems.append("grade-incomplete")
+        try:
+            data = strict_json(out["json"].read_text())
+            ET.parse(out["xml"])
+            rows = list(csv.DictReader(io.StringIO(out["csv"].read_text())))
+            scores = {s["submission"]: (s["score"], s["max_score"]) for s in data["submissions"]}
+            if set(scores) != set(students) or {r["submission"] for r in rows} != set(students):
+                raise ValueError("not every submission is in the outputs")
+        except (OSError, ValueError, KeyError, TypeError, ET.ParseError):
+            problems.append("outputs-broken" if code == 0 else "grade-incomplete")
+            scores = {}
+        for name, mod in students.items():
+            if name not in scores:
+                continue
+            score, top = scores[name]
+            if mod.expect == {0} and score != top:
+                problems.append("good-not-full")
+            if (mod.bug or mod.expect == {3}) and score == top:
+                problems.append("bad-full")
+        changed = [p for p, data in files.items() if not p.exists() or p.read_bytes() != data]
+        known = set(files) | set(out.values())
+        new = [p for p in folder.rglob("*") if p.is_file() and p not in known]
+        if changed or new:
+            problems.append("outside-changed")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return sorted(set(problems))
 
 
 # ---------------------------------------------------------------- judging
@@ -460,8 +563,11 @@ def _keep(keep: Path, name: str, problem: str, n: int, case: Case, code, out: st
     """Write a failing case out to reproduce: its files and what it printed."""
     folder = keep / f"{name}-{problem}-{n}"
     folder.mkdir(parents=True, exist_ok=True)
+    base = Path(os.path.commonpath([str(Path(p).parent) for p in case.files])) if case.files else folder
     for path, data in case.files.items():
-        (folder / Path(path).name).write_bytes(data)
+        target = folder / Path(path).relative_to(base)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
     (folder / "run.txt").write_text(f"backcheck {' '.join(case.args)}\n{case.what}\nexit {code}\n"
                                     f"--- stdout\n{out[-5000:]}\n--- stderr\n{err[-5000:]}\n")
 

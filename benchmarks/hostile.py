@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 ERROR, HARMLESS, ANY = "error", "harmless", "any"
 PLACES = ["import", "loss", "gradients", "nth"]
+ONCE = ("import", "gradients", "nth")  # an act that is slow to repeat on every loss call
 AS_ROOT = os.geteuid() == 0
 
 
@@ -70,7 +71,7 @@ ACTS = [
     Act("exits", "deep C recursion", ERROR, stmt="sys.setrecursionlimit(10**7)\n_deep(0)", defs=_DEEP),
     Act("exits", "sleep past the timeout", ERROR, stmt="time.sleep(60)"),
     # file descriptors
-    Act("fds", "close fds 0-2", HARMLESS, stmt="os.close(0)\nos.close(1)\nos.close(2)", places=("import", "loss")),
+    Act("fds", "close fds 0-2", HARMLESS, stmt="os.close(0)\nos.close(1)\nos.close(2)", places=("import", "nth")),
     Act("fds", "close 0-2 then print", ANY, stmt="os.closerange(0, 3)\nprint('after')", places=("import", "loss")),
     Act("fds", "close every other fd", ERROR, stmt="os.closerange(3, 65536)"),
     Act("fds", "close fds 3-99", ANY, stmt="os.closerange(3, 100)"),
@@ -82,11 +83,12 @@ ACTS = [
     Act("signals", "kill parent", HARMLESS if AS_ROOT else ERROR, stmt="os.kill(os.getppid(), signal.SIGKILL)"),
     Act("signals", "SIGSTOP self", ERROR, stmt="os.kill(os.getpid(), signal.SIGSTOP)"),
     # processes
-    Act("processes", "Popen", HARMLESS, stmt="subprocess.Popen(['sleep', '30'])"),
-    Act("processes", "Popen new session", HARMLESS, stmt="subprocess.Popen(['sleep', '30'], start_new_session=True)"),
-    Act("processes", "fork", HARMLESS, stmt="_forked()", defs=_FORK),
+    Act("processes", "Popen", HARMLESS, stmt="subprocess.Popen(['sleep', '30'])", places=ONCE),
+    Act("processes", "Popen new session", HARMLESS, stmt="subprocess.Popen(['sleep', '30'], start_new_session=True)",
+        places=ONCE),
+    Act("processes", "fork", HARMLESS, stmt="_forked()", defs=_FORK, places=ONCE),
     Act("processes", "bare fork at import", HARMLESS, stmt="os.fork()", places=("import",)),
-    Act("processes", "double-fork daemon", HARMLESS, stmt="_daemon()", defs=_DAEMON),
+    Act("processes", "double-fork daemon", HARMLESS, stmt="_daemon()", defs=_DAEMON, places=ONCE),
     # arrays
     Act("arrays", "write into X", HARMLESS, stmt="X[...] = 7.0", after=True, places=("loss", "gradients")),
     Act("arrays", "write into Y", HARMLESS, stmt="Y[...] = 0", after=True, places=("loss", "gradients")),
@@ -109,7 +111,7 @@ ACTS = [
     Act("source", "UTF-16", ERROR, source="utf-16", places=("import",)),
     Act("source", "control characters in the code", HARMLESS, line="# \x1b[2J\x1b[31mred\x07\x08\x0c\x7f",
         places=("import",)),
-    Act("source", "a huge line", HARMLESS, line="+ 0.0 * (" + " + ".join(["1.0"] * 6000) + ")", places=("import",)),
+    Act("source", "a huge line", HARMLESS, line="+ 0.0 * sum([" + ", ".join(["1.0"] * 6000) + "])", places=("import",)),
     Act("source", "unprintable message", ERROR, stmt="raise ValueError('\\x1b[2J\\x00\\x07\\u202ebad\\ud800 ' * 50)"),
     Act("source", "huge message", ERROR, stmt="raise ValueError('m' * 1_000_000)"),
     Act("source", "non-ASCII names", HARMLESS, stmt="größe = 1\nλ = größe", places=("import", "loss", "gradients")),
@@ -143,7 +145,7 @@ class Module:
 
 
 def _indent(text: str, by: int) -> str:
-    return "\n".join(" " * by + line if line else line for line in text.splitlines())
+    return "\n".join(" " * by + line if line else line for line in text.split("\n"))  # not splitlines: \x0c
 
 
 def _place(act: Act, place: str, n: int, where: str) -> str:
@@ -163,14 +165,16 @@ def _place(act: Act, place: str, n: int, where: str) -> str:
 
 
 def module(choose, hidden: str = "tanh", style: str | None = None, bug_rate: float = 0.3,
-           acts=None) -> Module:
+           acts=None, bug: bool | None = None, tag: str = "") -> Module:
     """A module of the network ``n_in -> hidden -> n_out softmax`` (the caller's sizes live in the
     config), right apart from one hostile act and, in about ``bug_rate`` of the draws, a gradient bug."""
     act = choose.pick(acts or ACTS)
     place = choose.pick(list(act.places))
     n = choose.integer(2, 6)
     style = style or choose.pick(["functions", "functions", "template", "object"])
-    bug = choose.pick(sorted(BUGS)) if choose.integer(0, 99) < bug_rate * 100 else None
+    if bug is None:
+        bug = choose.integer(0, 99) < bug_rate * 100
+    bug = choose.pick(sorted(BUGS)) if bug else None
     fn, dact, dact_wrong = HIDDEN[hidden]
     obj = style == "object"
     p = "self.params" if obj else "params"
@@ -218,7 +222,7 @@ def module(choose, hidden: str = "tanh", style: str | None = None, bug_rate: flo
         head = "# -*- coding: latin-1 -*-\n"
     elif act.source == "cp1252":
         head = "# vim: set fileencoding=cp1252 :\n"
-    text = (head + '"""A two-layer network, right apart from one hostile act."""\n'
+    text = (head + f'"""A two-layer network, right apart from one hostile act. {tag}"""\n'
             "import os\nimport signal\nimport subprocess\nimport sys\nimport time\n\nimport numpy as np\n\n"
             "N_IN, N_HID, N_OUT = SIZES\n_CALLS = [0]\n\n\n"
             "def _sigmoid(z):\n    return 1.0 / (1.0 + np.exp(-z))\n\n\n"
@@ -281,3 +285,148 @@ def _expect(act: Act, bug: str | None) -> set:
 def sized(source: bytes, sizes: tuple) -> bytes:
     """The module with the network's sizes filled in."""
     return source.replace(b"SIZES", repr(tuple(sizes)).encode())
+
+
+# ---------------------------------------------------------------- acts against the grader
+
+GOOD = Act("none", "a correct submission", HARMLESS, places=("import",))
+
+_PATCH = '''def _patch_backcheck():
+    """Wrap or replace whatever of backcheck this process can import, and fake its modules."""
+    import importlib
+    import types
+    names = ["backcheck", "backcheck.gradcheck", "backcheck.results", "backcheck.grade", "backcheck.runner",
+             "backcheck.evaluator", "backcheck.sandbox", "backcheck.render", "backcheck.mismatch", "backcheck.numgrad"]
+    for name in names:
+        try:
+            mod = importlib.import_module(name)
+        except BaseException:
+            continue
+        for attr in list(vars(mod)):
+            value = getattr(mod, attr, None)
+            try:
+                if isinstance(value, types.FunctionType):
+                    setattr(mod, attr, lambda *a, **k: None)
+                elif attr == "ExitCode":
+                    value.WRONG = value.OK
+            except BaseException:
+                pass
+    try:
+        import backcheck.results as res
+        res.CheckResult.exit_code = property(lambda self: res.ExitCode.OK)
+        res.ParamResult.status = "ok"
+    except BaseException:
+        pass
+    for name in names:
+        fake = types.ModuleType(name)
+        fake.__getattr__ = lambda attr: (lambda *a, **k: {"ok": True, "score": 100})
+        sys.modules[name] = fake
+'''
+
+_GRADERS = '''def _graders():
+    """(pid, argv) of every visible process that runs backcheck grade."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                argv = open(f"/proc/{name}/cmdline", "rb").read().split(b"\\0")
+            except OSError:
+                continue
+            if b"grade" in argv and int(name) != os.getpid():
+                out.append((int(name), [a.decode(errors="replace") for a in argv]))
+    return out
+'''
+
+_KILL_GRADER = _GRADERS + '''
+
+def _kill_grader():
+    """Every parent up the chain, and every process running grade, with every signal that kills."""
+    for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        pid = os.getppid()
+        while pid > 1:
+            try:
+                os.kill(pid, sig)
+                pid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                break
+        for pid, _ in _graders():
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+'''
+
+_WRITE_OUTSIDE = _GRADERS + '''
+
+def _write_outside():
+    """Overwrite classmates' files and the grader's outputs: beside the folder the code runs in,
+    and at every path a grading process was given."""
+    targets = []
+    for up in ("..", os.path.join("..", "..")):
+        try:
+            for name in os.listdir(up):
+                folder = os.path.join(up, name)
+                targets.append(os.path.join(folder, "mlp.py") if os.path.isdir(folder) else folder)
+        except OSError:
+            pass
+        targets.append(os.path.join(up, "grades.csv"))
+    for _, argv in _graders():
+        for arg in argv:
+            if os.path.isabs(arg):
+                if os.path.isdir(arg):
+                    try:
+                        targets += [os.path.join(arg, n, "mlp.py") for n in os.listdir(arg)]
+                    except OSError:
+                        pass
+                else:
+                    targets.append(arg)
+    for target in targets:
+        try:
+            with open(target, "w") as f:
+                f.write("OVERWRITTEN\\n")
+        except OSError:
+            pass
+'''
+
+_READ_OTHERS = _GRADERS + '''
+
+def _classmates_gradients():
+    """The gradients() of a classmate whose file this code can read, else None."""
+    places = [os.path.join("..", n) for n in _listdir("..")]
+    for _, argv in _graders():
+        for arg in argv:
+            if os.path.isabs(arg) and os.path.isdir(arg):
+                places += [os.path.join(arg, n) for n in _listdir(arg)]
+    for place in places:
+        path = os.path.join(place, "mlp.py")
+        try:
+            source = open(path).read()
+        except OSError:
+            continue
+        if "FRIEND" not in source:
+            continue
+        scope = {"__name__": "friend"}
+        try:
+            exec(compile(source, path, "exec"), scope)
+        except BaseException:
+            continue
+        return scope.get("gradients")
+    return None
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+'''
+
+GRADER_ACTS = [
+    Act("grader", "patch backcheck from inside", HARMLESS, stmt="_patch_backcheck()", defs=_PATCH,
+        places=("import", "loss", "gradients")),
+    Act("grader", "kill the grader", ANY, stmt="_kill_grader()", defs=_KILL_GRADER, places=("import", "loss")),
+    Act("grader", "write outside its folder", HARMLESS, stmt="_write_outside()", defs=_WRITE_OUTSIDE,
+        places=("import", "loss")),
+    Act("grader", "read other submissions", HARMLESS, defs=_READ_OTHERS, places=("gradients",),
+        stmt="_friend = _classmates_gradients()\nif _friend is not None:\n    return _friend(params, X, Y)"),
+]
