@@ -533,7 +533,9 @@ class Sandbox:
             said = f"ended with exit code {report['exit']}"
         if self._why:  # e.g. it closed the pipe, then ended
             said = f"{self._why}, then {said}"
-        lost = report["signal"] or any("MemoryError" in n for n in notes)
+        # An address-space limit ends in MemoryError or a crash, never in SIGKILL (the code's own kill,
+        # another process's, or the system's out-of-memory killer)
+        lost = report["signal"] not in (None, 0, signal.SIGKILL) or any("MemoryError" in n for n in notes)
         if self.limits.memory_mb and lost and report["reason"] != "closed":
             said += f" (its memory limit is {self.limits.memory_mb} MB)"
         return said

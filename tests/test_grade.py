@@ -19,7 +19,8 @@ CLASS = ROOT / "samples" / "submissions" / "class"
 CONFIG = ROOT / "samples" / "submissions" / "assignment.yaml"
 EXPECTED = {"alice": ("ok", 2), "bob": ("wrong", 1), "carol": ("timeout", 0), "dave": ("config", 0),
             "erin": ("exception", 0), "frank": ("wrong", 0), "gina": ("wrong", 0), "hank": ("ok", 2) if os.geteuid() == 0 else ("exception", 0),
-            "ivan": ("ok", 2), "judy": ("ok", 2), "ken": ("exception", 0)}
+            "ivan": ("ok", 2), "judy": ("ok", 2), "ken": ("exception", 0), "leo": ("exception", 0), "mia": ("ok", 2),
+            "nina": ("ok", 2), "oscar": ("exception", 0)}
 
 
 def _grade():
@@ -42,9 +43,9 @@ def test_cli_writes_every_output(tmp_path):
         "--json", str(out["json"]), "--junit", str(out["xml"]), "--csv", str(out["csv"]),
         "--gradescope", str(tmp_path / "gs" / "{submission}.json")])
     assert result.exit_code == 0, result.output
-    summary = ("11 submissions: 4 ok, 3 wrong, 2 exception, 1 config, 1 timeout; 9 of 22 layer points"
+    summary = ("15 submissions: 6 ok, 4 exception, 3 wrong, 1 config, 1 timeout; 13 of 30 layer points"
                if os.geteuid() == 0 else
-               "11 submissions: 3 exception, 3 ok, 3 wrong, 1 config, 1 timeout; 7 of 22 layer points")
+               "15 submissions: 5 exception, 5 ok, 3 wrong, 1 config, 1 timeout; 11 of 30 layer points")
     assert summary in " ".join(result.output.split())
 
     data = json.loads(out["json"].read_text())
@@ -55,8 +56,8 @@ def test_cli_writes_every_output(tmp_path):
     assert subs["carol"]["error"]["kind"] == "timeout" and subs["alice"]["score"] == 2
 
     suites = ET.parse(out["xml"]).getroot()
-    errors = "8" if os.geteuid() == 0 else "10"
-    assert (suites.get("tests"), suites.get("failures"), suites.get("errors")) == ("22", "5", errors)
+    errors = "12" if os.geteuid() == 0 else "14"
+    assert (suites.get("tests"), suites.get("failures"), suites.get("errors")) == ("30", "5", errors)
 
     rows = {r["submission"]: r for r in csv.DictReader(out["csv"].open())}
     assert rows["frank"]["findings"] == "scale/batch-sum" and rows["erin"]["status"] == "exception"
@@ -107,6 +108,8 @@ def test_hostile_submissions_reach_neither_the_grader_nor_each_other(tmp_path):
     assert [f.id for f in by["gina"].result.findings if f.severity == "error"] == ["scale/sign"]
     assert by["hank"].status == "ok" if os.geteuid() == 0 else "supervisor" in by["hank"].result.error.message
     assert "MemoryError" in by["ken"].result.error.message
+    assert "closed backcheck's pipe" in by["leo"].result.error.message
+    assert "SIGKILL" in by["oscar"].result.error.message and "memory limit" not in by["oscar"].result.error.message
     assert (CLASS / "alice" / "mlp.py").read_bytes() == before
     assert not (CLASS / "grades.csv").exists()
     from tests_helpers import marked_processes  # noqa: PLC0415
