@@ -105,12 +105,16 @@ def grade(config_path: str | Path, submissions_dir: str | Path, options: GradeOp
     progress = progress or (lambda sub, done, total: None)
     progress(None, 0, len(folders))  # about to start: nothing is done yet
     done = []
+    # As root, the code sees the submissions folder empty (it runs in its copy) and writes nowhere but
+    # in its own work folder (Options.writable), whoever it runs as.
+    protect = {"hide": (str(submissions_dir.resolve()),)}
     with tempfile.TemporaryDirectory(prefix="backcheck-grade-") as work:
         os.chmod(work, 0o711)  # another user may traverse it to its own copy, not list the others
 
         def one(item) -> Submission:
             i, folder = item
-            sub = _grade_one(config_path, folder, submissions_dir, options, base.network, Path(work) / str(i))
+            sub = _grade_one(config_path, folder, submissions_dir, options, base.network, Path(work) / str(i),
+                             protect)
             done.append(sub)
             progress(sub, len(done), len(folders))
             return sub
@@ -140,7 +144,8 @@ def find_submissions(root: Path, code_file: str) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
 
 
-def _grade_one(config_path: Path, folder: Path, root: Path, options: GradeOptions, net, work: Path) -> Submission:
+def _grade_one(config_path: Path, folder: Path, root: Path, options: GradeOptions, net, work: Path,
+               protect: dict | None = None) -> Submission:
     from backcheck import sandbox
 
     name = folder.name if folder != root else root.resolve().name
@@ -163,7 +168,7 @@ def _grade_one(config_path: Path, folder: Path, root: Path, options: GradeOption
     else:  # noqa: SIM108
         result = verify_config(_limited(config, options),
                                Options(memory_mb=options.memory_mb, user=options.user, cwd=str(copy),
-                                       writable=str(work)), shown)
+                                       writable=str(work), **(protect or {})), shown)
     result = _in_folder(result, copy, folder)
     return Submission(name, folder, result, layer_tests(result, net, options.points_per_layer))
 

@@ -6,6 +6,7 @@ Rendering lives in ``render``; this module only holds data.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -24,6 +25,29 @@ class ExitCode(IntEnum):
 
 
 OK, WRONG, INCONCLUSIVE = "ok", "wrong", "inconclusive"
+
+
+MESSAGE_CHARS = 2000  # an error message or warning longer than this is cut (the code's own text can be huge)
+SOURCE_CHARS = 300  # a line of the code quoted in a finding
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff"
+                          "\ud800-\udfff]")
+
+
+def printable(text, limit: int = MESSAGE_CHARS):
+    """``text`` safe to print, to a terminal, JSON or XML: control characters, bidirectional overrides
+    and lone surrogates (from the code's messages, output and source) written as escapes, and at most
+    ``limit`` characters. Anything not a string is returned as it is."""
+    if not isinstance(text, str):
+        return text
+    text = _UNPRINTABLE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
+    return text
+
+
+def _clean(obj, names: tuple, limit: int = MESSAGE_CHARS) -> None:
+    for name in names:
+        object.__setattr__(obj, name, printable(getattr(obj, name), limit))
 
 
 @dataclass(frozen=True)
@@ -137,6 +161,11 @@ class Finding:
     point: str | None = None  # where the evidence was measured, when not the code's starting parameters
     line: dict | None = None  # {"file", "line", "source"}: the first line of the code that departs
 
+    def __post_init__(self):
+        _clean(self, ("title", "detail", "fix", "point"))
+        if self.line:
+            object.__setattr__(self, "line", {k: printable(v, SOURCE_CHARS) for k, v in self.line.items()})
+
     def to_json(self) -> dict:
         out = {
             "id": self.id,
@@ -158,6 +187,9 @@ class Finding:
 class CheckWarning:
     id: str
     message: str
+
+    def __post_init__(self):
+        _clean(self, ("message",))
 
     def to_json(self) -> dict:
         return {"id": self.id, "message": self.message}
@@ -184,6 +216,9 @@ class ErrorInfo:
     kind: str  # exception | timeout | nan | contract | config | internal
     message: str
     where: str | None = None
+
+    def __post_init__(self):
+        _clean(self, ("message", "where"))
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "message": self.message, "where": self.where}

@@ -66,6 +66,7 @@ class Limits:
     # caller has no number (code cannot signal it); off, the evaluator sees the system's pids
     writable: str | None = None  # as root on Linux: the only folder the code may write (TMPDIR is made
     # inside it); every other file system is read-only to the code, whichever user it runs as
+    hide: tuple = ()  # with ``writable``: folders the code finds empty (an empty read-only tmpfs over them)
 
 class SandboxError(BackcheckError):
     """The evaluator did not answer. ``status`` says how it ended, in words fit for one line."""
@@ -247,7 +248,7 @@ class Sandbox:
         self.notes: list[str] = []
         self.credentials = _resolve_user(limits, self.notes)  # (uid, gid) or None
         self.marker = f"{_token()}.{next(_serial)}"
-        self.pid: int | None = None  # the evaluator's, once the supervisor said it
+        self.pid: int | None = None  # the evaluator's (in a PID namespace: its init's), once the supervisor said it
         self.entered = False  # the evaluator got as far as calling entry
         self._proc = None
         self._closed = False
@@ -281,7 +282,8 @@ class Sandbox:
                   "path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path],
                   "memory_mb": self.limits.memory_mb, "credentials": self.credentials, "cwd": self.limits.cwd,
                   "show_output": self.limits.show_output, "preimport": list(self.limits.preimport),
-                  "own_pids": self.limits.own_pids, "writable": self.limits.writable}
+                  "own_pids": self.limits.own_pids, "writable": self.limits.writable,
+                  "hide": [os.path.abspath(p) for p in self.limits.hide]}
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", _SUPERVISOR, json.dumps(config)], stdin=subprocess.DEVNULL,
@@ -531,7 +533,9 @@ class Sandbox:
             said = f"ended with exit code {report['exit']}"
         if self._why:  # e.g. it closed the pipe, then ended
             said = f"{self._why}, then {said}"
-        lost = report["signal"] or any("MemoryError" in n for n in notes)
+        # An address-space limit ends in MemoryError or a crash, never in SIGKILL (the code's own kill,
+        # another process's, or the system's out-of-memory killer)
+        lost = report["signal"] not in (None, 0, signal.SIGKILL) or any("MemoryError" in n for n in notes)
         if self.limits.memory_mb and lost and report["reason"] != "closed":
             said += f" (its memory limit is {self.limits.memory_mb} MB)"
         return said
@@ -866,15 +870,20 @@ def _supervise(config: dict) -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.append(1))
-    if config.get("own_pids"):
-        _new_pid_namespace()
+    status_r = status_w = None
+    if config.get("own_pids") and _new_pid_namespace():
+        status_r, status_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        for fd in (ctl, note_r, wake_r, wake_w):
-            os.close(fd)
+        for fd in (ctl, note_r, wake_r, wake_w, status_r):
+            if fd is not None:
+                os.close(fd)
+        if status_w is not None:
+            _init(config, note_w, status_w)  # never returns
         _evaluate(config, note_w)  # never returns
-    for fd in (note_w, config["req"], config["rep"]):
-        os.close(fd)
+    for fd in (note_w, config["req"], config["rep"], status_w):
+        if fd is not None:
+            os.close(fd)
     _say(ctl, {"pid": pid})
     notes, status, reason = _Heard(), None, "ended"
     while status is None:
@@ -891,11 +900,61 @@ def _supervise(config: dict) -> None:
     while notes.open and _ready([note_r], [], 0):
         notes.take(note_r)
     complete = _kill_tree(pid)
+    if status_r is not None:  # the namespace's init passes the evaluator's own wait status on
+        status = _evaluator_status(status_r, status)
     code, sig = (None, os.WTERMSIG(status)) if os.WIFSIGNALED(status) else (os.WEXITSTATUS(status), None)
     _say(ctl, {"entered": notes.entered, "report": {"reason": reason, "exit": code, "signal": sig,
                                                     "notes": notes.last,
                                                     "complete": complete}})
     os._exit(0)
+
+
+def _init(config: dict, note_w: int, status_w: int) -> None:
+    """PID 1 of the evaluator's namespace. The kernel delivers to a namespace's first process only
+    the signals it handles, so the code must not be that process (its ``os.kill`` of itself or of
+    its group would do nothing, and the check would go on as if it had not been sent): this small
+    init forks the evaluator, reaps every orphan of the namespace, and writes the evaluator's wait
+    status to the supervisor before it ends, which ends everything left in the namespace."""
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # with the supervisor
+    try:
+        evaluator = os.fork()
+    except OSError:
+        os._exit(71)
+    if evaluator == 0:
+        os.close(status_w)
+        _evaluate(config, note_w)  # never returns
+    for fd in (note_w, config["req"], config["rep"]):
+        _close_fd(fd)
+    status = None
+    while status is None:
+        try:
+            pid, got = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if pid == evaluator:
+            status = got
+    if status is not None:
+        try:
+            os.write(status_w, struct.pack("<i", status))
+        except OSError:
+            pass
+    os._exit(0)
+
+
+def _evaluator_status(status_r: int, init_status: int) -> int:
+    """The evaluator's wait status, as its init wrote it; the init's own when it wrote none (it was
+    killed: the sandbox was closed)."""
+    try:
+        data = os.read(status_r, 4) if _ready([status_r], [], 0) else b""
+    except OSError:
+        data = b""
+    os.close(status_r)
+    return struct.unpack("<i", data)[0] if len(data) == 4 else init_status
 
 
 def _say(ctl: int, what: dict) -> None:
@@ -1022,7 +1081,7 @@ def _evaluate(config: dict, note_w: int) -> None:
         channel = Channel(high["req"], high["rep"])
         job = channel.recv()
         if config.get("writable"):
-            _confine(config["writable"], config["credentials"])
+            _confine(config["writable"], config["credentials"], config.get("hide", ()))
         if config["cwd"]:
             os.chdir(config["cwd"])
         if config["memory_mb"]:
@@ -1069,9 +1128,9 @@ class _Notes:
 
 
 def _new_pid_namespace() -> bool:
-    """Put the evaluator (our next child) in a PID namespace of its own, where no process outside it
-    has a number: code that walks up its parents to kill the caller finds nothing to signal, and
-    when the evaluator ends the kernel ends everything inside. Linux, and root only (CAP_SYS_ADMIN);
+    """Put our next child (the namespace's init, which forks the evaluator) in a PID namespace of its
+    own, where no process outside it has a number: code that walks up its parents to kill the caller
+    finds nothing to signal, and when the init ends the kernel ends everything inside. Linux, and root only (CAP_SYS_ADMIN);
     elsewhere nothing changes and the parent-death signal still stops the evaluator with us."""
     if not _LINUX or os.geteuid() != 0:
         return False
@@ -1089,11 +1148,12 @@ _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT, _MS_BIND, _MS_REC, _
     1, 2, 4, 8, 32, 4096, 16384, 1 << 18
 
 
-def _confine(folder: str, owner=None) -> bool:
+def _confine(folder: str, owner=None, hide=()) -> bool:
     """Make every file system read-only to this process and its children except ``folder``, in a
     mount namespace of its own (the caller's view does not change), with TMPDIR a fresh folder
-    inside it and /proc showing only this PID namespace. Linux and root only (CAP_SYS_ADMIN); where
-    the kernel refuses, nothing changes and a line on stderr says so."""
+    inside it, each ``hide`` folder empty (a read-only tmpfs over it: grade's submissions, which the
+    code must not read) and /proc showing only this PID namespace. Linux and root only
+    (CAP_SYS_ADMIN); where the kernel refuses, nothing changes and a line on stderr says so."""
     if not _LINUX or os.geteuid() != 0:
         return False
     import ctypes
@@ -1123,6 +1183,9 @@ def _confine(folder: str, owner=None) -> bool:
               file=sys.stderr)
         return False
     mount("proc", "/proc", "proc", _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)  # this namespace's
+    for path in hide:
+        if os.path.isdir(path) and not inside.startswith(os.path.realpath(path).rstrip("/") + "/"):
+            mount("tmpfs", path, "tmpfs", _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
     tmp = os.path.join(folder, "tmp")
     os.makedirs(tmp, exist_ok=True)
     if owner:

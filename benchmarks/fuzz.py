@@ -3,17 +3,34 @@ never happen. Every run is its own process with a time limit, so a hang is count
 
     python benchmarks/fuzz.py                          # every section, 1000 runs each
     python benchmarks/fuzz.py configs --runs 5000 --seed 7 --jobs 4 --timeout 120
+    python benchmarks/fuzz.py code --runs 300 --jobs 2
+    python benchmarks/fuzz.py submissions --runs 150 --jobs 2
 
 It prints, per section, the runs, their exit codes, and the counts that must all be 0:
 tracebacks (Python traceback text on stdout or stderr), exit-4s (backcheck failed itself), wrong
 exit codes (outside the contract's 0, 1, 2, 3, 5, or a JSON object whose exit_code differs from the
-process's), not-json (with --format json, stdout is not exactly one strictly valid JSON object) and
-hangs (the run outlived --timeout). The first cases of each kind are written out to reproduce.
+process's, or not the code the input calls for), not-json (with --format json, stdout is not exactly
+one strictly valid JSON object) and hangs (the run outlived --timeout). The first cases of each kind
+are written out to reproduce.
 
-Sections are registered with @section(name): a function ``(chooser, workdir) -> Case`` that makes one
-run's inputs in ``workdir`` (a scratch copy of configs/ and samples/). "configs" mutates the YAML
-files of configs/ and samples/; sections for hostile user code or hostile submissions can be added
-beside it the same way. ``tests/test_fuzz_configs.py`` draws the same mutations with hypothesis.
+Sections are registered with @section(name, problems): a function ``(chooser, workdir) -> Case`` that
+makes one run's inputs in ``workdir`` (a scratch copy of configs/ and samples/), and the counts it adds.
+
+- "configs" mutates the YAML files of configs/ and samples/ (``tests/test_fuzz_configs.py`` draws the
+  same mutations with hypothesis).
+- "code" writes a module that is right apart from one hostile act of benchmarks/hostile.py (bad
+  values, exits and signals, closed fds, processes, in-place writes, huge output, encodings, control
+  characters...), placed at import, in the loss, in the gradients or on the Nth call, bound by a
+  config in one of configs/' styles; about 30% also carry a real gradient bug. It adds: leftover
+  (a process carrying the run's token, ``FUZZ_RUN``, alive after the command), false-ok (exit 0 with
+  a planted bug) and leak (the text report carries control characters or is huge).
+- "submissions" grades a class of good, wrong and hostile submissions (the acts above and acts
+  against the grader: patching backcheck, killing the grader, writing outside the folder, reading
+  classmates) with --json, --junit and --csv. It adds: leftover, grade-incomplete, outputs-broken
+  (not whole valid files), good-not-full, bad-full (a wrong or cheating submission with full marks)
+  and outside-changed (a file outside the copies changed, or a new one appeared).
+
+``tests/test_fuzz_code.py`` draws the last two from the same generators with hypothesis.
 """
 
 from __future__ import annotations
@@ -24,6 +41,7 @@ import itertools
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -64,20 +82,36 @@ class RandomChooser:
 
 @dataclass
 class Case:
-    """One run: the command line after `backcheck`, and what the mutation did (for the report)."""
+    """One run: the command line after `backcheck`, and what the mutation did (for the report).
+
+    ``expect``: the exit codes the contract allows for this input (None: any of them); ``bug``: the
+    code carries a real gradient bug, so exit 0 is a false OK; ``after(code, out, err)``: the
+    section's own checks once the run is over, a list of problems."""
 
     args: list[str]
     what: str
     json: bool = False
     files: dict = field(default_factory=dict)  # path -> bytes, written before the run
+    expect: set | None = None
+    bug: bool = False
+    after: object = None
+    token: str = field(default_factory=lambda: f"fuzz-{os.getpid()}-{next(_tokens)}-{os.urandom(3).hex()}")
+    clean_text: bool = False  # the text report must be free of control characters and bounded
+    keep_files: bool = False  # the files stay after the run (after() reads them), cleaned by the section
+
+
+_tokens = itertools.count()
 
 
 SECTIONS: dict = {}
+COMMON = ("traceback", "exit-4", "wrong-exit", "not-json", "hang")
+PROBLEMS: dict = {}  # section -> the counts it prints (all must be 0)
 
 
-def section(name: str):
+def section(name: str, problems: tuple = ()):
     def register(fn):
         SECTIONS[name] = fn
+        PROBLEMS[name] = COMMON + tuple(problems)
         return fn
     return register
 
@@ -223,6 +257,143 @@ def config_case(choose, workdir: Path) -> Case:
                 files={target: text})
 
 
+# ---------------------------------------------------------------- hostile code
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hostile  # noqa: E402
+
+CODE_TIMEOUT = 4  # check.timeout of the hostile-code configs (sleeping past it is one of the acts)
+CODE_NET = {"input": 3, "hidden": 4, "output": 2, "batch": 6}
+
+
+def code_config(mod: hostile.Module, file: str, hidden: str, net: dict = CODE_NET, train: bool = False) -> bytes:
+    """The YAML binding a hostile module, in the calling style it was written for."""
+    tree = {"network": {"input": net["input"],
+                        "layers": [{"units": net["hidden"], "activation": hidden},
+                                   {"units": net["output"], "activation": "softmax"}],
+                        "loss": "cross_entropy"},
+            "data": {"random": {"batch": net["batch"]}},
+            "code": {"file": file, "layout": "rows", "targets": "onehot", **mod.code},
+            "check": {"timeout": CODE_TIMEOUT}}
+    if train:
+        tree["train"] = {"lr": 0.1, "steps": 5}
+    return yaml.safe_dump(tree, sort_keys=False).encode()
+
+
+def hostile_files(choose, folder: Path, acts=None) -> tuple[hostile.Module, dict, Path]:
+    """A hostile module and its config in ``folder``: (module, files to write, config path)."""
+    hidden = choose.pick(sorted(hostile.HIDDEN))
+    mod = hostile.module(choose, hidden=hidden, acts=acts)
+    sizes = (CODE_NET["input"], CODE_NET["hidden"], CODE_NET["output"])
+    config = folder / "net.yaml"
+    return mod, {folder / "net.py": hostile.sized(mod.source, sizes), config: code_config(mod, "net.py", hidden)}, \
+        config
+
+
+@section("code", ("leftover", "false-ok", "leak"))
+def code_case(choose, workdir: Path, acts=None) -> Case:
+    """A module that is right apart from one hostile act (benchmarks/hostile.py; one of ``acts``
+    when given), checked with verify (or diagnose), as JSON or as the text report."""
+    folder = workdir / f"_fuzz_code_{os.getpid()}_{next(_serial)}"
+    mod, files, config = hostile_files(choose, folder, acts)
+    command = choose.pick(["verify", "verify", "verify", "diagnose"])
+    as_json = choose.pick([True, False])
+    if command == "diagnose":
+        files[config] = files[config] + yaml.safe_dump({"train": {"lr": 0.1, "steps": 5}}).encode()
+    args = [command, str(config)] + (["--format", "json"] if as_json else ["--no-color"])
+    # diagnose adds findings of its own (a slow start, saturation...): its exit codes are any of
+    # the contract's, but never 0 with a planted bug, and never 0 for code that must fail.
+    expect = mod.expect if command == "verify" else ({3} if mod.expect == {3} else None)
+    return Case(args, f"{command}: {mod.what}", json=as_json, files=files, expect=expect, bug=bool(mod.bug),
+                clean_text=True)
+
+
+# ---------------------------------------------------------------- hostile submissions
+
+CLASS_NET = {"input": 4, "hidden": 6, "output": 3, "batch": 8}  # samples/submissions/assignment.yaml's
+GRADE_TIMEOUT = 4  # --timeout of each submission
+GOOD_STUDENTS, HOSTILE_STUDENTS = 2, 3  # at most, per class
+
+
+def class_files(choose, folder: Path, acts=None) -> tuple[dict, dict]:
+    """A class of good, wrong and hostile submissions in ``folder``/class, its assignment and a file
+    beside them that nothing may touch. (files, {student: Module})."""
+    hidden = "sigmoid"
+    students: dict = {}
+    for i in range(choose.integer(1, GOOD_STUDENTS)):
+        students[f"good{i}"] = hostile.module(choose, hidden, "template", acts=[hostile.GOOD], bug=False,
+                                              tag="FRIEND")
+    students["wrong0"] = hostile.module(choose, hidden, "template", acts=[hostile.GOOD], bug=True)
+    for i in range(choose.integer(1, HOSTILE_STUDENTS)):
+        act = choose.pick(acts or hostile.GRADER_ACTS + hostile.GRADER_ACTS + hostile.ACTS)
+        cheat = act.name in ("patch backcheck from inside", "read other submissions")
+        students[f"hostile{i}"] = hostile.module(choose, hidden, "template", acts=[act],
+                                                 bug=True if cheat else None)
+    sizes = (CLASS_NET["input"], CLASS_NET["hidden"], CLASS_NET["output"])
+    files = {folder / "class" / name / "mlp.py": hostile.sized(m.source, sizes) for name, m in students.items()}
+    files[folder / "assignment.yaml"] = code_config(students["good0"], "mlp.py", hidden, CLASS_NET)
+    files[folder / "untouchable.txt"] = b"nothing may write here\n"
+    return files, students
+
+
+@section("submissions", ("leftover", "grade-incomplete", "outputs-broken", "good-not-full", "bad-full",
+                         "outside-changed"))
+def submissions_case(choose, workdir: Path, acts=None) -> Case:
+    """A class of a few submissions, good, wrong and hostile (the acts of the "code" section and
+    acts against the grader: patching backcheck, killing the grader, writing outside the folder,
+    reading other submissions), graded with every output file."""
+    folder = workdir / f"_fuzz_class_{os.getpid()}_{next(_serial)}"
+    files, students = class_files(choose, folder, acts)
+    out = {k: folder / "out" / f"grades.{k}" for k in ("json", "xml", "csv")}
+    args = ["grade", str(folder / "class"), "--config", str(folder / "assignment.yaml"), "--jobs", "2",
+            "--timeout", str(GRADE_TIMEOUT), "--no-color", "--json", str(out["json"]), "--junit", str(out["xml"]),
+            "--csv", str(out["csv"])]
+    what = "grade: " + "; ".join(f"{n}: {m.what}" for n, m in students.items())
+    case = Case(args, what, files=files, expect={0}, keep_files=True)
+    case.after = lambda code, stdout, stderr: judge_grade(code, folder, files, out, students)
+    return case
+
+
+def judge_grade(code, folder: Path, files: dict, out: dict, students: dict) -> list[str]:
+    """A grade run's own problems: it did not complete, its outputs are not whole valid files, a
+    good submission lost points, a wrong or cheating one got them all, or files outside the
+    submissions' copies changed."""
+    import csv
+    import io
+    import xml.etree.ElementTree as ET
+
+    problems = []
+    try:
+        if code != 0:
+            problems.append("grade-incomplete")
+        try:
+            data = strict_json(out["json"].read_text())
+            ET.parse(out["xml"])
+            rows = list(csv.DictReader(io.StringIO(out["csv"].read_text())))
+            scores = {s["submission"]: (s["score"], s["max_score"]) for s in data["submissions"]}
+            if set(scores) != set(students) or {r["submission"] for r in rows} != set(students):
+                raise ValueError("not every submission is in the outputs")
+        except (OSError, ValueError, KeyError, TypeError, ET.ParseError):
+            problems.append("outputs-broken" if code == 0 else "grade-incomplete")
+            scores = {}
+        for name, mod in students.items():
+            if name not in scores:
+                continue
+            score, top = scores[name]
+            if mod.expect == {0} and score != top:
+                problems.append("good-not-full")
+            if (mod.bug or mod.expect == {3}) and score == top:
+                problems.append("bad-full")
+        changed = [p for p, data in files.items() if not p.exists() or p.read_bytes() != data]
+        known = set(files) | set(out.values())
+        new = [p for p in folder.rglob("*") if p.is_file() and p not in known]
+        if changed or new:
+            problems.append("outside-changed")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return sorted(set(problems))
+
+
 # ---------------------------------------------------------------- judging
 
 
@@ -237,11 +408,20 @@ def strict_json(text: str):
     return value
 
 
-def judge(code: int | None, stdout: str, stderr: str, as_json: bool) -> list[str]:
-    """What went wrong with one run: [] or some of traceback, exit-4, wrong-exit, not-json, hang."""
+def judge(code: int | None, stdout: str, stderr: str, as_json: bool, case: Case | None = None) -> list[str]:
+    """What went wrong with one run: [] or some of traceback, exit-4, wrong-exit, not-json, hang,
+    false-ok (exit 0 for code with a planted gradient bug) and leak (the text report carries control
+    characters or runs past LEAK_BYTES)."""
     if code is None:
         return ["hang"]
     problems = []
+    if case is not None:
+        if case.bug and code == 0:
+            problems.append("false-ok")
+        elif case.expect is not None and code not in case.expect and code != 4:
+            problems.append("wrong-exit")
+        if case.clean_text and not case.json and leaks(stdout):
+            problems.append("leak")
     if TRACEBACK in stdout or TRACEBACK in stderr:
         problems.append("traceback")
     if code == 4:
@@ -259,13 +439,57 @@ def judge(code: int | None, stdout: str, stderr: str, as_json: bool) -> list[str
     return problems
 
 
+LEAK_BYTES = 200_000  # a text report longer than this has let the code's text through unbounded
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def leaks(text: str) -> bool:
+    """Whether a text report (printed with --no-color) carries control characters or is huge."""
+    return len(text) > LEAK_BYTES or bool(_CONTROL.search(text))
+
+
+def leftovers(token: str) -> list:
+    """Live processes whose environment carries ``token`` (zombies are dead: not counted)."""
+    found = []
+    needle = f"FUZZ_RUN={token}".encode()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            env = Path(f"/proc/{name}/environ").read_bytes()
+            if needle in env:
+                state = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+                if state not in (b"Z", b"X"):
+                    found.append(int(name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def _settle_leftovers(token: str, wait: float = 2.0) -> list:
+    """The run's processes still alive ``wait`` seconds after it ended (killed ones take a moment
+    to leave); whatever is left is counted, then killed so that runs do not pile up."""
+    deadline = time.monotonic() + wait
+    found = leftovers(token)
+    while found and time.monotonic() < deadline:
+        time.sleep(0.05)
+        found = leftovers(token)
+    for pid in found:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return found
+
+
 def run(case: Case, timeout: float) -> tuple[int | None, str, str]:
     """Run one case's command line in its own process group; (None, ...) when it outlived ``timeout``."""
     for path, data in case.files.items():
         Path(path).write_bytes(data)
+    env = {**os.environ, "FUZZ_RUN": case.token}
     proc = subprocess.Popen([sys.executable, "-c", "from backcheck.cli import main; main()", *case.args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, env=env)
     try:
         out, err = proc.communicate(timeout=timeout)
         code = proc.returncode
@@ -274,9 +498,24 @@ def run(case: Case, timeout: float) -> tuple[int | None, str, str]:
         out, err = proc.communicate()
         code = None
     finally:
-        for path in case.files:
-            Path(path).unlink(missing_ok=True)
-    return code, out.decode(errors="replace"), err.decode(errors="replace")
+        if not case.keep_files:
+            for path in case.files:
+                Path(path).unlink(missing_ok=True)
+    return code, out.decode(errors="surrogateescape"), err.decode(errors="replace")
+
+
+def check(case: Case, timeout: float) -> tuple[int | None, str, str, list]:
+    """Run one case and judge it: its problems, leftover processes and the section's own checks
+    included."""
+    for path in case.files:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    code, out, err = run(case, timeout)
+    problems = judge(code, out, err, case.json, case)
+    if os.path.isdir("/proc") and _settle_leftovers(case.token):
+        problems.append("leftover")
+    if case.after is not None:
+        problems += case.after(code, out, err)
+    return code, out, err, problems
 
 
 # ---------------------------------------------------------------- the driver
@@ -300,8 +539,7 @@ def fuzz(name: str, runs: int, seed: int, jobs: int, timeout: float, keep: Path)
         started = time.monotonic()
 
         def one(case):
-            code, out, err = run(case, timeout)
-            return case, code, out, err, judge(code, out, err, case.json)
+            return (case, *check(case, timeout))
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             for n, (case, code, out, err, problems) in enumerate(pool.map(one, cases), 1):
@@ -314,8 +552,10 @@ def fuzz(name: str, runs: int, seed: int, jobs: int, timeout: float, keep: Path)
                     print(f"  {name}: {n}/{runs} runs, {time.monotonic() - started:.0f} s", file=sys.stderr)
     print(f"{name}: {runs} runs in {time.monotonic() - started:.0f} s; exit codes "
           + ", ".join(f"{k}: {v}" for k, v in sorted(exits.items(), key=lambda kv: str(kv[0]))))
-    for p in ("traceback", "exit-4", "wrong-exit", "not-json", "hang"):
-        print(f"  {p:<10} {counts[p]}")
+    for p in PROBLEMS[name]:
+        print(f"  {p:<22} {counts[p]}")
+    for p in sorted(set(counts) - set(PROBLEMS[name])):
+        print(f"  {p:<22} {counts[p]}")
     return counts
 
 
@@ -323,8 +563,11 @@ def _keep(keep: Path, name: str, problem: str, n: int, case: Case, code, out: st
     """Write a failing case out to reproduce: its files and what it printed."""
     folder = keep / f"{name}-{problem}-{n}"
     folder.mkdir(parents=True, exist_ok=True)
+    base = Path(os.path.commonpath([str(Path(p).parent) for p in case.files])) if case.files else folder
     for path, data in case.files.items():
-        (folder / Path(path).name).write_bytes(data)
+        target = folder / Path(path).relative_to(base)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
     (folder / "run.txt").write_text(f"backcheck {' '.join(case.args)}\n{case.what}\nexit {code}\n"
                                     f"--- stdout\n{out[-5000:]}\n--- stderr\n{err[-5000:]}\n")
 

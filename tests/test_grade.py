@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import sys
 import shutil
 import sys
 import xml.etree.ElementTree as ET
@@ -19,7 +20,8 @@ CLASS = ROOT / "samples" / "submissions" / "class"
 CONFIG = ROOT / "samples" / "submissions" / "assignment.yaml"
 EXPECTED = {"alice": ("ok", 2), "bob": ("wrong", 1), "carol": ("timeout", 0), "dave": ("config", 0),
             "erin": ("exception", 0), "frank": ("wrong", 0), "gina": ("wrong", 0), "hank": ("ok", 2) if os.geteuid() == 0 else ("exception", 0),
-            "ivan": ("ok", 2), "judy": ("ok", 2), "ken": ("exception", 0)}
+            "ivan": ("ok", 2), "judy": ("ok", 2), "ken": ("exception", 0), "leo": ("exception", 0), "mia": ("ok", 2),
+            "nina": ("ok", 2), "oscar": ("exception", 0)}
 
 
 def _grade():
@@ -42,9 +44,9 @@ def test_cli_writes_every_output(tmp_path):
         "--json", str(out["json"]), "--junit", str(out["xml"]), "--csv", str(out["csv"]),
         "--gradescope", str(tmp_path / "gs" / "{submission}.json")])
     assert result.exit_code == 0, result.output
-    summary = ("11 submissions: 4 ok, 3 wrong, 2 exception, 1 config, 1 timeout; 9 of 22 layer points"
+    summary = ("15 submissions: 6 ok, 4 exception, 3 wrong, 1 config, 1 timeout; 13 of 30 layer points"
                if os.geteuid() == 0 else
-               "11 submissions: 3 exception, 3 ok, 3 wrong, 1 config, 1 timeout; 7 of 22 layer points")
+               "15 submissions: 5 exception, 5 ok, 3 wrong, 1 config, 1 timeout; 11 of 30 layer points")
     assert summary in " ".join(result.output.split())
 
     data = json.loads(out["json"].read_text())
@@ -55,8 +57,8 @@ def test_cli_writes_every_output(tmp_path):
     assert subs["carol"]["error"]["kind"] == "timeout" and subs["alice"]["score"] == 2
 
     suites = ET.parse(out["xml"]).getroot()
-    errors = "8" if os.geteuid() == 0 else "10"
-    assert (suites.get("tests"), suites.get("failures"), suites.get("errors")) == ("22", "5", errors)
+    errors = "12" if os.geteuid() == 0 else "14"
+    assert (suites.get("tests"), suites.get("failures"), suites.get("errors")) == ("30", "5", errors)
 
     rows = {r["submission"]: r for r in csv.DictReader(out["csv"].open())}
     assert rows["frank"]["findings"] == "scale/batch-sum" and rows["erin"]["status"] == "exception"
@@ -107,6 +109,8 @@ def test_hostile_submissions_reach_neither_the_grader_nor_each_other(tmp_path):
     assert [f.id for f in by["gina"].result.findings if f.severity == "error"] == ["scale/sign"]
     assert by["hank"].status == "ok" if os.geteuid() == 0 else "supervisor" in by["hank"].result.error.message
     assert "MemoryError" in by["ken"].result.error.message
+    assert "closed backcheck's pipe" in by["leo"].result.error.message
+    assert "SIGKILL" in by["oscar"].result.error.message and "memory limit" not in by["oscar"].result.error.message
     assert (CLASS / "alice" / "mlp.py").read_bytes() == before
     assert not (CLASS / "grades.csv").exists()
     from tests_helpers import marked_processes  # noqa: PLC0415
@@ -169,3 +173,46 @@ def test_as_root_a_write_outside_the_copy_fails_and_the_report_says_why(tmp_path
     message = by["mallory"].result.error.message
     assert "Read-only file system" in message and "may write only in" in message, message
     assert by["trent"].result.error is None and by["trent"].score == by["trent"].max_score, by["trent"].result.error
+
+
+CHEAT = '''
+import os
+import sys
+
+OUT, CLASS = {out!r}, {cls!r}
+for target in (OUT, os.path.join(CLASS, "alice", "mlp.py"), os.path.join(os.path.dirname(CLASS), "grades.csv")):
+    try:
+        with open(target, "w") as f:
+            f.write("OVERWRITTEN")
+    except OSError:
+        pass
+try:
+    SEEN = sorted(os.listdir(CLASS))
+except OSError:
+    SEEN = []
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not sys.platform.startswith("linux"), reason="mount namespaces need root")
+def test_as_root_the_code_sees_no_classmate_and_cannot_write_the_outputs(tmp_path):
+    """Even running as root (nobody cannot read Python here), a submission that knows the absolute
+    paths finds the submissions folder empty and the assignment's folder and the outputs read-only."""
+    cls = tmp_path / "class"
+    for name in ("alice", "mallory"):
+        (cls / name).mkdir(parents=True)
+        shutil.copy(CLASS / "alice" / "mlp.py", cls / name / "mlp.py")
+    shutil.copy(CONFIG, tmp_path / "assignment.yaml")
+    out = tmp_path / "out" / "g.json"
+    out.parent.mkdir()
+    out.write_text("{}")
+    evil = (CLASS / "alice" / "mlp.py").read_text() + CHEAT.format(out=str(out), cls=str(cls)) + \
+        "assert SEEN == [], SEEN\n"
+    (cls / "mallory" / "mlp.py").write_text(evil)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    r = CliRunner().invoke(main, ["grade", str(cls), "--config", str(tmp_path / "assignment.yaml"), "--no-color",
+                                  "--timeout", "5", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    scores = {s["submission"]: s["score"] for s in json.loads(out.read_text())["submissions"]}
+    assert scores == {"alice": 2, "mallory": 2}, r.output  # mallory's assert: she saw no classmate
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p != out}
+    assert after == {p: b for p, b in before.items() if p != out}

@@ -157,3 +157,116 @@ def test_the_codes_own_objects_come_back_as_they_were(tmp_path):
     for k, (obj, copy, dtype, writeable) in keep.items():
         assert module.PARAMS[k] is obj and obj.dtype == dtype and obj.flags.writeable == writeable
         assert obj.tobytes() == copy.tobytes()
+
+
+OBJECT = '''
+
+class Net:
+    def __init__(self):
+        self.params = init_params(0)
+        self.grads = {}
+        self.calls = 0
+
+    def loss(self, X, Y):
+        self.calls += 1
+        if self.calls == LOSS_NONE_AT:
+            return None
+        return real_loss(self.params, X, Y)
+
+    def backward(self, X, Y):
+        self.grads = real_gradients(self.params, X, Y)
+'''
+
+
+def test_object_code_whose_loss_before_backward_returns_none_is_exit_3(tmp_path):
+    """The loss call backcheck makes before backward() (object code caches its forward pass there)
+    gives a loss like any other: None there breaks the contract too."""
+    config = write(tmp_path, "LOSS_NONE_AT = 2\n" + OBJECT)
+    config.write_text(config.read_text().replace(
+        "  init: init_params\n  params: [{W: W1, b: b1}, {W: W2, b: b2}]\n  loss: loss\n  gradients: gradients\n",
+        "  model: Net\n  params: [{W: \"params['W1']\", b: \"params['b1']\"}, {W: \"params['W2']\", b: \"params['b2']\"}]\n"
+        "  loss: loss\n  backward: backward\n"
+        "  grads: [{W: \"grads['W1']\", b: \"grads['b1']\"}, {W: \"grads['W2']\", b: \"grads['b2']\"}]\n"))
+    j = verify(config).to_json()
+    assert j["exit_code"] == 3, j["error"]
+    assert "None" in j["error"]["message"]
+
+
+@pytest.mark.parametrize("call", [2, 3, 4])
+def test_a_nan_on_an_early_call_is_exit_3(tmp_path, call):
+    """Whichever call the NaN comes on (the repeat at the starting parameters included), it is the
+    code's NaN, never a pass."""
+    body = (f"CALLS = [0]\n\n\ndef loss(params, X, Y):\n    CALLS[0] += 1\n"
+            f"    return float('nan') if CALLS[0] == {call} else real_loss(params, X, Y)\n" + GRADS)
+    j = verify(write(tmp_path, body)).to_json()
+    assert j["exit_code"] == 3 and j["error"]["kind"] == "nan", j["error"]
+
+
+ENCODED = {  # how the file is written, and a line of it with text outside ASCII
+    "PEP 263 latin-1": (b"# -*- coding: latin-1 -*-\n", "latin-1"),
+    "PEP 263 cp1252": (b"# vim: set fileencoding=cp1252 :\n", "cp1252"),
+    "a UTF-8 BOM": (b"\xef\xbb\xbf", "utf-8"),
+}
+
+
+@pytest.mark.parametrize("how", sorted(ENCODED))
+def test_a_file_in_a_declared_encoding_is_read_as_python_reads_it(tmp_path, how):
+    head, encoding = ENCODED[how]
+    body = ("def loss(params, X, Y):\n    return real_loss(params, X, Y)\n\n\n"
+            "def gradients(params, X, Y):\n    g = real_gradients(params, X, Y)\n"
+            "    g['W1'] = g['W1'] * len('éè') * 0.75\n    return g\n")
+    config = write(tmp_path, body)
+    (tmp_path / "code.py").write_bytes(head + (BASE + body).encode(encoding))
+    j = verify(config).to_json()
+    assert j["exit_code"] == 1, j["error"]
+    lines = [f["line"]["source"] for f in j["findings"] if f.get("line")]
+    assert lines == ["g['W1'] = g['W1'] * len('éè') * 0.75"], j["findings"]
+
+
+def test_a_file_that_is_not_utf8_and_says_nothing_is_exit_3_with_its_line(tmp_path):
+    config = write(tmp_path, LOSS + GRADS)
+    (tmp_path / "code.py").write_bytes((BASE + "# dérivée\n" + LOSS + GRADS).encode("latin-1"))
+    j = verify(config).to_json()
+    assert j["exit_code"] == 3, j["error"]
+    line = BASE.count("\n") + 1
+    assert j["error"]["where"] == f"code.py:{line}" and "coding" in j["error"]["message"], j["error"]
+
+
+def test_the_codes_control_characters_and_huge_messages_stay_out_of_the_report(tmp_path):
+    from click.testing import CliRunner
+
+    from backcheck.cli import main
+
+    body = ("def loss(params, X, Y):\n    raise ValueError('\\x1b[2J\\x00\\x07\\u202e\\ud800' + 'm' * 1_000_000)\n"
+            + GRADS)
+    config = write(tmp_path, body)
+    j = verify(config).to_json()
+    assert j["exit_code"] == 3 and len(j["error"]["message"]) < 3000
+    assert not any(c in j["error"]["message"] for c in "\x1b\x00\x07\u202e\ud800"), j["error"]["message"][:200]
+    assert "\\x1b[2J" in j["error"]["message"]
+    r = CliRunner().invoke(main, ["verify", str(config), "--no-color"])
+    assert r.exit_code == 3 and len(r.output) < 10_000
+    assert not any(c in r.output for c in "\x1b\x00\x07\u202e")
+
+
+@pytest.mark.parametrize("kill", ["os.kill(os.getpid(), signal.SIGKILL)", "os.killpg(os.getpgid(0), signal.SIGKILL)",
+                                  "os.kill(0, signal.SIGTERM)"])
+def test_code_that_kills_itself_is_exit_3(tmp_path, kill):
+    """As root the code runs in a PID namespace of its own, but never as its first process, which the
+    kernel would keep from these signals (the check went on and passed)."""
+    body = f"import os, signal\n\n\ndef loss(params, X, Y):\n    {kill}\n    return real_loss(params, X, Y)\n" + GRADS
+    j = verify(write(tmp_path, body)).to_json()
+    assert j["exit_code"] == 3, j["error"]
+    assert "killed by SIG" in j["error"]["message"], j["error"]["message"]
+
+
+def test_an_error_raised_outside_any_file_is_placed_at_the_code_file(tmp_path):
+    """A frame of <frozen importlib._bootstrap> or <string> is no file of the user's folder (it once
+    resolved into the working directory and became the error's place)."""
+    body = "x = " + " + ".join(["1.0"] * 6000) + "\n" + LOSS + GRADS  # too deep to compile
+    j = verify(write(tmp_path, body)).to_json()
+    assert j["exit_code"] == 3 and "RecursionError" in j["error"]["message"], j["error"]
+    assert j["error"]["where"] == "code.py", j["error"]
+    body = "exec(compile('raise ValueError(1)', '<string>', 'exec'))\n" + LOSS + GRADS
+    j = verify(write(tmp_path, body)).to_json()
+    assert j["exit_code"] == 3 and j["error"]["where"] == f"code.py:{BASE.count(chr(10)) + 1}", j["error"]

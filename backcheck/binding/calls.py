@@ -31,6 +31,8 @@ def user_where(exc: BaseException, path: Path) -> str:
     folder = path.parent.resolve()
     where = path.name
     for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith("<"):  # <frozen importlib._bootstrap>, <string>: would resolve into the cwd
+            continue
         try:
             f = Path(frame.filename).resolve()
         except OSError:

@@ -376,7 +376,9 @@ class CodeBinding(Binding):
             self._invoke(code.forward, self._defaults("forward"), scope)
         producer_key = self._producer_key()
         if code.model is not None and code.loss is not None and producer_key != "loss":
-            self._invoke(code.loss, self._defaults("loss"), scope)  # object code caches its forward pass
+            # object code caches its forward pass; what this call returns is a loss like any other
+            cached = self._invoke(code.loss, self._defaults("loss"), scope)
+            self.loss_value(scope["loss"] if "loss" in code.loss.names else cached, self._loss_what)
         value = self._invoke(self._producer(), self._defaults(producer_key), scope)
         scope["__gradients__"] = value
         return self._read_grads(scope, f"{self._producer()}()")

@@ -9,6 +9,7 @@ the line pointer show the code, not the notebook's JSON.
 
 from __future__ import annotations
 
+import io
 import json
 import linecache
 from dataclasses import dataclass, field
@@ -74,14 +75,32 @@ def read_program(path: Path) -> Program:
     if path.suffix == ".ipynb":
         program = _notebook(path)
     else:
-        try:
-            program = Program(path, path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserCodeError(f"cannot read the file: {exc}", path.name) from None
+        program = Program(path, _source_text(path))
     _PROGRAMS[program.filename] = program
     lines = [line + "\n" for line in program.lines]
     linecache.cache[program.filename] = (len(program.source), None, lines, program.filename)
     return program
+
+
+def _source_text(path: Path) -> str:
+    """The text of a .py file as Python reads it: its PEP 263 coding line or BOM, else UTF-8."""
+    import tokenize
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserCodeError(f"cannot read the file: {exc}", path.name) from None
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)
+    except (SyntaxError, LookupError) as exc:  # a coding line naming no codec Python has
+        raise UserCodeError(f"cannot read the file: {getattr(exc, 'msg', None) or exc}", path.name) from None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UserCodeError(
+            f"cannot read the file: line {line} is not valid {exc.encoding} (byte 0x{data[exc.start]:02x}); save the "
+            "file as UTF-8 or name its encoding on its first line, e.g. # -*- coding: latin-1 -*-",
+            f"{path.name}:{line}") from None
 
 
 def program_of(filename: str) -> Program | None:

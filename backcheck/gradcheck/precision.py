@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backcheck import numgrad
+from backcheck.errors import UserCodeError
 from backcheck.gradcheck.point import require_finite
 from backcheck.gradcheck.thresholds import FLOAT32_NOISE, FLOAT64_NOISE, NOISE_SAFETY, SIGMAS
 from backcheck.results import CheckWarning
@@ -92,6 +93,12 @@ def _repeatability(ev, values: dict, f0: float) -> float:
         return 0.0
     same = np.full(2, x.reshape(-1)[0])
     again = np.asarray(ev.entries(s, np.zeros(2, dtype=np.intp), same), dtype=np.float64)
+    bad = ~np.isfinite(again)
+    if bad.any():  # not a probe's overflow: nothing moved
+        raise UserCodeError(
+            f"the loss became {again[bad][0]} when called again at the parameters the check starts from, where it "
+            f"was {f0:.6g}: the loss depends on more than the parameters and the data (a call counter, a cache, "
+            "unseeded randomness?)", kind="nan")
     spread = np.abs(np.append(again, f0) - f0)
     return float(spread.max()) if np.all(np.isfinite(spread)) else 0.0
 

@@ -200,7 +200,8 @@ def open_sandboxed(config: Config, options: Options, defaults: dict, wait: bool 
     from backcheck.sandbox import Limits, Sandbox
 
     limits = Limits(memory_mb=options.memory_mb, user=options.user, cwd=code_cwd(config, options),
-                    show_output=options.show_output, preimport=PREIMPORT, writable=options.writable)
+                    show_output=options.show_output, preimport=PREIMPORT, writable=options.writable,
+                    hide=options.hide)
     sandbox = Sandbox("backcheck.evaluator:serve_code", (config, defaults), limits, accept=ACCEPT)
     sandbox.start()
     opening = Opening(sandbox, Clock(sandbox, config))

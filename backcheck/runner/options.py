@@ -19,4 +19,5 @@ class Options:
     user: str | None = None  # run the code as this user when backcheck runs as root ("auto": nobody, if it can)
     cwd: str | None = None  # the code's working directory (default: its own folder)
     writable: str | None = None  # as root on Linux: the only folder the code may write (grade: its copy's)
+    hide: tuple[str, ...] = ()  # as root on Linux: folders the code sees empty (grade: the submissions)
     command: str = "verify"  # verify | diagnose (the check, then training with the code's gradients)
