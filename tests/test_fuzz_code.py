@@ -16,21 +16,9 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import fuzz  # noqa: E402
 import hostile  # noqa: E402
+from tests_helpers import DrawChooser  # noqa: E402
 
 RUN_SECONDS = 60  # a run that takes longer is a hang
-
-
-class DrawChooser:
-    """fuzz's choices drawn from hypothesis, so that a failing case shrinks to a small one."""
-
-    def __init__(self, data):
-        self.data = data
-
-    def pick(self, options):
-        return self.data.draw(st.sampled_from(list(options)))
-
-    def integer(self, lo: int, hi: int) -> int:
-        return self.data.draw(st.integers(lo, hi))
 
 
 def _settings(examples: int):

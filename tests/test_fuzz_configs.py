@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import fuzz  # noqa: E402
+from tests_helpers import DrawChooser  # noqa: E402
 
 from backcheck import render, runner  # noqa: E402
 from backcheck.runner import pipeline  # noqa: E402
@@ -30,19 +31,6 @@ def _settings(examples: int):
     return settings(max_examples=examples, derandomize=True, deadline=None, database=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture])
-
-
-class DrawChooser:
-    """fuzz's choices drawn from hypothesis, so that a failing mutation shrinks to a small one."""
-
-    def __init__(self, data):
-        self.data = data
-
-    def pick(self, options):
-        return self.data.draw(st.sampled_from(list(options)))
-
-    def integer(self, lo: int, hi: int) -> int:
-        return self.data.draw(st.integers(lo, hi))
 
 
 @pytest.fixture(scope="module")

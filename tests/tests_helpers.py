@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+from hypothesis import strategies as st
+
 
 # Every process this test run starts inherits this, so that another run's sandboxes on the same
 # machine (a second checkout's tests, a fuzzing run) are never counted as this run's leftovers.
@@ -25,3 +27,17 @@ def marked_processes() -> list:
             except OSError:
                 pass
     return out
+
+
+class DrawChooser:
+    """benchmarks/fuzz.py's choices drawn from hypothesis (``data``: ``st.data()``), so that a failing
+    case shrinks to a small one; fuzz's own runs draw them from a seeded random.Random."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def pick(self, options):
+        return self.data.draw(st.sampled_from(list(options)))
+
+    def integer(self, lo: int, hi: int) -> int:
+        return self.data.draw(st.integers(lo, hi))
