@@ -172,7 +172,7 @@ class Clock:
 _REQUEST_WORDS = {"open": "import", "loss": "loss call", "entries": "loss calls of the probes",
                   "arrays": "loss calls along random directions", "blocks": "loss calls of the search",
                   "complex_losses": "complex-step loss calls", "gradient": "gradient call",
-                  "step_gradient": "step", "set_values": "parameter update", "attach": "data update"}
+                  "step_gradient": "step", "set_values": "parameter update", "attach": "first calls with the check's data"}
 
 
 def code_cwd(config: Config, options: Options) -> str:
