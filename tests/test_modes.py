@@ -108,7 +108,10 @@ def test_exhaustive_probes_every_entry_and_jobs_give_identical_results(tmp_path,
     assert params_of(one)["W1"]["wrong_entries"] == 40
 
 
-def test_cli_exhaustive_with_jobs(tmp_path):
+def test_cli_exhaustive_with_jobs(tmp_path, monkeypatch):
+    # Whether workers pay for themselves is timed; on a loaded machine this check may take over the
+    # threshold, so the threshold is put out of reach: the note is what is tested, not the timing.
+    monkeypatch.setattr("backcheck.runner.options.POOL_MIN_SECONDS", 1e9)
     r = CliRunner().invoke(main, ["verify", str(program(tmp_path, 30, 4)), "--exhaustive", "--jobs", "2",
                                   "--no-color"])
     assert r.exit_code == 0, r.output
