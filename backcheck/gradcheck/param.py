@@ -12,8 +12,8 @@ from backcheck.gradcheck.directions import Directions, judge_directions, stratif
 from backcheck.gradcheck.entries import Entries, error_bounds, judge_entries, merge_entries
 from backcheck.gradcheck.point import Point
 from backcheck.gradcheck.precision import Precision
-from backcheck.gradcheck.thresholds import (REL_FLOOR, RESOLUTION_MAX, SAMPLE_DIRECTIONS, SAMPLE_ENTRIES, SIGMAS,
-                                            UNRESOLVED)
+from backcheck.gradcheck.thresholds import (RANDOM_MARGIN, REL_FLOOR, RESOLUTION_MAX, SAMPLE_DIRECTIONS,
+                                            SAMPLE_ENTRIES, SIGMAS, UNRESOLVED)
 from backcheck.results import INCONCLUSIVE, OK, WRONG, ParamResult, Worst
 
 
@@ -91,11 +91,21 @@ def verdict(check: ParamCheck, precision: Precision) -> Verdict:
     d = check.directions
     if check.transposed:
         return Verdict(WRONG, rel, err_norm, allowed, noise_norm, "transposed")
+    wrong = None
     if d is not None and d.wrong:
         rel = max(rel, d.err / max(d.scale, REL_FLOOR))
-        return Verdict(WRONG, rel, max(err_norm, d.err), max(allowed, d.allowed), noise_norm)
-    if err_norm > allowed or e.bad.any():
-        return Verdict(WRONG, rel, err_norm, allowed, noise_norm)
+        wrong = Verdict(WRONG, rel, max(err_norm, d.err), max(allowed, d.allowed), noise_norm)
+    elif err_norm > allowed or e.bad.any():
+        wrong = Verdict(WRONG, rel, err_norm, allowed, noise_norm)
+    if wrong is not None and precision.random and wrong.err_norm <= RANDOM_MARGIN * wrong.allowed:
+        # Every loss call draws its own randomness: the noise was estimated from a few draws and may be
+        # several times larger, so only a disagreement far beyond it is believed.
+        return Verdict(INCONCLUSIVE, wrong.rel, wrong.err_norm, wrong.allowed, noise_norm,
+                       "the loss differs between calls at the same parameters (unseeded randomness, such as a new "
+                       "dropout mask per call): a disagreement this small cannot be told from the draws; seed it "
+                       "to check")
+    if wrong is not None:
+        return wrong
     if check.pending:
         n = int(e.pending.sum()) + (int(d.pending.sum()) if d is not None else 0)
         return Verdict(INCONCLUSIVE, rel, err_norm, allowed, noise_norm,

@@ -24,6 +24,7 @@ class Precision:
     noise_f: float  # the noise of one loss evaluation, absolute (NOISE_SAFETY times the estimate)
     noise_rel: float  # the estimate relative to |f0|
     loss_dtype: np.dtype = np.dtype(np.float64)
+    random: bool = False  # two calls at the same parameters differ beyond rounding (unseeded randomness)
 
     @property
     def resolution(self) -> float:
@@ -61,7 +62,8 @@ def measure_precision(ev, values: dict, f0: float, grads: dict, eps: float | Non
     chosen_eps = eps or max(1e-6, 64 * ulp if small else 0.0, rel ** (1 / 3) if dtype != "float64" else 0.0)
     chosen_tol = tolerance or max(1e-6, 3 * rel ** (2 / 3) if dtype != "float64" else 0.0)
     p = Precision(dtype, min(chosen_eps, 0.1), chosen_tol, NOISE_SAFETY * level, rel,
-                  np.dtype(getattr(ev, "loss_dtype", np.float64)))
+                  np.dtype(getattr(ev, "loss_dtype", np.float64)),
+                  random=repeat > FLOAT32_NOISE * max(abs(f0), 1e-300))
     warnings = []
     measured = f"measured noise {rel:.1g} of the loss's value"
     if repeat:

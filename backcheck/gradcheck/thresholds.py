@@ -24,3 +24,4 @@ RESOLUTION_MAX = 0.05  # ok means "agrees to within this much of the gradient" a
 STEP_RATES = (1e-4, 1e-2)  # learning rates at which a step: gradient is read
 FLOAT64_NOISE = 1e-12  # relative noise up to which the loss is taken as computed in float64
 FLOAT32_NOISE = 3e-6  # ... and in float32; noisier losses are "noisy"
+RANDOM_MARGIN = 10.0  # a loss that differs between calls: wrong only beyond this many times what is allowed
